@@ -1,0 +1,135 @@
+"""The one error hierarchy (错误码) of the platform.
+
+Services raise :class:`DomainError` subclasses; the HTTP layer maps them once to
+``{"code": ..., "message": ..., "details": {...}}`` with the error's status, and the
+Socket.IO layer maps them once to ``{"ok": false, "code": ..., "message": ...}``.
+Codes are stable snake_case strings, all listed in :class:`ErrorCode`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """Every stable error code the platform returns. Never rename a member's value."""
+
+    # generic HTTP-level
+    BAD_REQUEST = "bad_request"
+    MALFORMED_JSON = "malformed_json"
+    VALIDATION_ERROR = "validation_error"
+    NOT_SIGNED_IN = "not_signed_in"
+    INVALID_TOKEN = "invalid_token"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_REVOKED = "token_revoked"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    CONFLICT = "conflict"
+    PRECONDITION_FAILED = "precondition_failed"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    INTERNAL_ERROR = "internal_error"
+    CSRF_FAILED = "csrf_failed"
+    INVALID_TRANSITION = "invalid_transition"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    # accounts
+    INVALID_CREDENTIALS = "invalid_credentials"
+    ACCOUNT_DISABLED = "account_disabled"
+    INVALID_CREDIT_CODE = "invalid_credit_code"
+    INVALID_REGION_CODE = "invalid_region_code"
+    DUPLICATE_USERNAME = "duplicate_username"
+    DUPLICATE_ORGANISATION = "duplicate_organisation"
+    INVALID_ROLE = "invalid_role"
+    WEAK_PASSWORD = "weak_password"
+    # storage
+    OBJECT_NOT_FOUND = "object_not_found"
+    UPLOAD_INCOMPLETE = "upload_incomplete"
+    UPLOAD_TOO_LARGE = "upload_too_large"
+    CHECKSUM_MISMATCH = "checksum_mismatch"
+    INVALID_OBJECT_KEY = "invalid_object_key"
+    # audit
+    AUDIT_RANGE_INVALID = "audit_range_invalid"
+
+
+class DomainError(Exception):
+    """A refusal with a stable code, an HTTP status and a message a person can act on."""
+
+    code: str = ErrorCode.BAD_REQUEST
+    http_status: int = 400
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if http_status is not None:
+            self.http_status = http_status
+        self.details: dict[str, Any] = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": str(self.code), "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class BadRequest(DomainError):
+    code = ErrorCode.BAD_REQUEST
+    http_status = 400
+
+
+class NotSignedIn(DomainError):
+    code = ErrorCode.NOT_SIGNED_IN
+    http_status = 401
+
+
+class Forbidden(DomainError):
+    code = ErrorCode.FORBIDDEN
+    http_status = 403
+
+
+class NotFound(DomainError):
+    code = ErrorCode.NOT_FOUND
+    http_status = 404
+
+
+class Conflict(DomainError):
+    code = ErrorCode.CONFLICT
+    http_status = 409
+
+
+class InvalidTransition(Conflict):
+    code = ErrorCode.INVALID_TRANSITION
+
+
+class RuleViolation(DomainError):
+    """A business rule refused the request (HTTP 422)."""
+
+    code = ErrorCode.VALIDATION_ERROR
+    http_status = 422
+
+
+class PayloadTooLarge(DomainError):
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+    http_status = 413
+
+
+class TooManyAttempts(DomainError):
+    code = ErrorCode.TOO_MANY_ATTEMPTS
+    http_status = 429
+
+
+class ServiceUnavailable(DomainError):
+    code = ErrorCode.SERVICE_UNAVAILABLE
+    http_status = 503

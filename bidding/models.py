@@ -1,0 +1,16 @@
+"""Imports every domain's models so ``Base.metadata`` is complete (migrations, tests)."""
+
+from __future__ import annotations
+
+import importlib
+
+#: Modules that define tables, in dependency order.
+MODEL_MODULES: tuple[str, ...] = (
+    "bidding.core.audit",
+    "bidding.accounts.models",
+)
+
+
+def import_all_models() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)

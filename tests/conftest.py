@@ -1,0 +1,66 @@
+"""Shared fixtures: an app on a throw-away SQLite database, a client, a frozen clock, and
+(from ``tests/fixtures``) the real services integration tests need."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from bidding.config import Settings
+from bidding.core import db
+from bidding.core.clock import Clock, clock
+from tests.fixtures.s3 import *  # noqa: F403
+from tests.fixtures.services import *  # noqa: F403
+
+TEST_SECRET = "test-secret-key-0123456789abcdef"
+
+
+def make_settings(instance: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "instance_dir": str(instance),
+        "secret_key": TEST_SECRET,
+        "embedded_clock": False,
+    }
+    values.update(overrides)
+    return Settings.from_env(env={}, **values)
+
+
+def build_app(settings: Settings) -> Flask:
+    from bidding.app import create_app
+
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    db.Base.metadata.create_all(db.get_engine())
+    return app
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "instance")
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = build_app(settings)
+    with app.app_context():
+        yield app
+    db.dispose_engine()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[Clock]:
+    clock.freeze(datetime(2026, 11, 26, 8, 0, tzinfo=UTC))
+    try:
+        yield clock
+    finally:
+        clock.unfreeze()
