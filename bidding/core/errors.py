@@ -53,6 +53,26 @@ class ErrorCode(StrEnum):
     INVALID_OBJECT_KEY = "invalid_object_key"
     # audit
     AUDIT_RANGE_INVALID = "audit_range_invalid"
+    # projects, sections and their timeline (DOMAIN.md "Time", "Money")
+    DEADLINE_TOO_EARLY = "deadline_too_early"  # < 20 days after documents issued
+    SALE_PERIOD_TOO_SHORT = "sale_period_too_short"  # < 5 days / 5 working days
+    OBJECTION_TOO_LATE = "objection_too_late"  # < 10 days before the deadline
+    AMENDMENT_CHANGES_SUBJECT = "amendment_changes_subject"
+    DEPOSIT_OVER_CAP = "deposit_over_cap"  # > 2 % or > 800,000 yuan for works
+    PERFORMANCE_SECURITY_OVER_CAP = "performance_security_over_cap"  # > 10 %
+    MINIMUM_PRICE_FORBIDDEN = "minimum_price_forbidden"
+    MAXIMUM_PRICE_INVALID = "maximum_price_invalid"
+    BID_VALIDITY_INVALID = "bid_validity_invalid"
+    PRICE_WEIGHT_TOO_LOW = "price_weight_too_low"
+    EVALUATION_METHOD_INVALID = "evaluation_method_invalid"
+    CRITERIA_INVALID = "criteria_invalid"
+    COMMITTEE_INVALID = "committee_invalid"
+    CUSTODIANS_INVALID = "custodians_invalid"
+    INVALID_PROJECT_CODE = "invalid_project_code"
+    UNSUPPORTED_DOCUMENT_TYPE = "unsupported_document_type"
+    DOCUMENT_UNREADABLE = "document_unreadable"
+    REVIEW_FINDINGS_OPEN = "review_findings_open"
+    HOLIDAY_CALENDAR_MISSING = "holiday_calendar_missing"
 
 
 class DomainError(Exception):
