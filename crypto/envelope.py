@@ -159,7 +159,7 @@ MAX_HEADER_SIZE: Final = (
     + MAX_CONTEXT_FIELDS * (_CONTEXT_OVERHEAD + MAX_CONTEXT_KEY + MAX_CONTEXT_VALUE)
     + MAX_STANZAS * (_STANZA_OVERHEAD + MAX_STANZA_BODY)
     + HEADER_MAC_SIZE
-)  # 71,552 bytes
+)  # 70,016 bytes
 
 _THREAD_MIN_SEGMENT: Final = 64 * 1024
 _RING: Final = 3
@@ -824,9 +824,9 @@ def _records(
 ) -> Iterator[tuple[int, bool, int, memoryview]]:
     """Yield ``(index, final, plaintext length, record body)`` for each segment record.
 
-    Structure only (lengths, final flag, truncation, trailing data); authentication is the
-    caller's. Every byte read goes through ``pipe``. A body view stays valid until the
-    next-but-``ring`` record is read.
+    Structure only (lengths, final flag, truncation); authentication is the caller's, and
+    so is calling :func:`_expect_end` after the final record. Every byte read goes through
+    ``pipe``. A body view stays valid until the next-but-``ring`` record is read.
     """
     word_buf = bytearray(WORD_SIZE)
     got = _read_full(src, memoryview(word_buf))
@@ -842,7 +842,6 @@ def _records(
     bufs = [bytearray(seg + TAG_SIZE + WORD_SIZE) for _ in range(ring)]
     views = [memoryview(b) for b in bufs]
     pending: list[Future[None] | None] = [None] * ring
-    probe = memoryview(bytearray(1))
     index = 0
     while True:
         final = bool(word & FINAL_FLAG)
@@ -870,8 +869,6 @@ def _records(
             )
         pending[slot] = pipe.update(view[:got])
         if final:
-            if _read_full(src, probe):
-                raise TrailingDataError(f"data after the final segment ({index})", segment=index)
             yield index, True, length, view[:body_len]
             return
         yield index, False, length, view[:body_len]
@@ -879,6 +876,12 @@ def _records(
         index += 1
         if index >= MAX_SEGMENTS:
             raise EnvelopeLimitError("more than 2**32 segments")
+
+
+def _expect_end(src: ReadableStream, index: int) -> None:
+    """Refuse any byte after the final record ``index``."""
+    if _read_full(src, memoryview(bytearray(1))):
+        raise TrailingDataError(f"data after the final segment ({index})", segment=index)
 
 
 def _check_expectations(
@@ -971,6 +974,8 @@ def open_envelope(
                 raise SegmentAuthError(
                     f"segment {index} failed authentication", segment=index
                 ) from None
+            if final:
+                _expect_end(src, index)
             _write_all(dst, out)
             plaintext_size += length
             count = index + 1
@@ -1013,9 +1018,11 @@ def inspect_envelope(
     count = 0
     with _HashPipe(threaded) as pipe:
         pipe.update(memoryview(header.raw))
-        for index, _final, length, _body in _records(src, seg, pipe, _RING if threaded else 1):
+        for index, final, length, _body in _records(src, seg, pipe, _RING if threaded else 1):
             plaintext_size += length
             count = index + 1
+            if final:
+                _expect_end(src, index)
             if progress is not None:
                 progress(length)
         digest = pipe.digest()
