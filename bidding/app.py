@@ -80,6 +80,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
             "Errors are JSON objects {code, message, details}.",
         },
     )
+    if settings.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     settings.instance_dir.mkdir(parents=True, exist_ok=True)
     db.configure(settings.database_url)
 

@@ -65,6 +65,7 @@ class Settings:
     max_body_mb: int = 64  # largest request body accepted through the app
     default_locale: str = "zh_CN"
     secure_cookies: bool = False
+    proxy_hops: int = 0  # reverse proxies in front (X-Forwarded-For/-Proto trusted)
     signing_key_path: str = ""  # platform Ed25519 key (PEM); default under instance/
     extra: Mapping[str, str] = field(default_factory=dict)
 
