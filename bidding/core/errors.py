@@ -45,6 +45,12 @@ class ErrorCode(StrEnum):
     DUPLICATE_ORGANISATION = "duplicate_organisation"
     INVALID_ROLE = "invalid_role"
     WEAK_PASSWORD = "weak_password"
+    DUPLICATE_CENTER = "duplicate_center"
+    INVALID_PARTNERSHIP = "invalid_partnership"
+    DUPLICATE_PARTNERSHIP = "duplicate_partnership"
+    INVALID_SCOPE = "invalid_scope"
+    LAST_CENTER_ADMIN = "last_center_admin"
+    INVALID_CURSOR = "invalid_cursor"
     # storage
     OBJECT_NOT_FOUND = "object_not_found"
     UPLOAD_INCOMPLETE = "upload_incomplete"
