@@ -728,7 +728,7 @@ def seal(
 
     ``recipients``: X25519 public keys (the opening key), EC P-256 / RSA public keys or
     X.509 certificates. ``context``: opaque text fields bound into the header, e.g.
-    ``{"section": ..., "opening_key": <fingerprint>}``; the platform checks them on upload
+    ``{"section_id": ..., "opening_key_fingerprint": ...}``; the platform checks them on upload
     and before opening (:func:`open_envelope` ``expected_context``). ``progress`` is called
     with the plaintext byte count of each segment. ``threads`` overlaps SHA-256 with
     AES-GCM in a helper thread (default: for segments of 64 KiB or more).
