@@ -59,6 +59,7 @@ class ErrorCode(StrEnum):
     INVALID_OBJECT_KEY = "invalid_object_key"
     # audit
     AUDIT_RANGE_INVALID = "audit_range_invalid"
+    AUDIT_EVENT_PENDING = "audit_event_pending"  # not yet sequenced into the log
     # projects, sections and their timeline (DOMAIN.md "Time", "Money")
     DEADLINE_TOO_EARLY = "deadline_too_early"  # < 20 days after documents issued
     SALE_PERIOD_TOO_SHORT = "sale_period_too_short"  # < 5 days / 5 working days
