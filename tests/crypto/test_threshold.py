@@ -310,3 +310,25 @@ def test_ceremony_from_dict_refusals(ceremony: OpeningKeyCeremony) -> None:
 
 
 CryptoErrorTypes = (threshold.CeremonyFormatError, threshold.ThresholdParameterError)
+
+
+def test_worked_example_from_protocols_md() -> None:
+    # crypto/PROTOCOLS.md §1.6: k = 2, n = 3, a1 = 2**255 + 12345.
+    secret = bytes(range(32))
+    coefficients = [(2**255 + 12345).to_bytes(33, "big")]
+    shares = split_secret(secret, 2, 3, rng=lambda n: coefficients.pop(0))
+    tail = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d"
+    assert [s.value.hex() for s in shares] == [
+        "0080" + tail + "4e58",
+        "0000" + tail + "7d68",
+        "0080" + tail + "ada1",
+    ]
+    assert combine_secret([shares[2], shares[1]]) == secret
+    fp = threshold.public_key_fingerprint(bytes(32))
+    assert fp == "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925"
+    assert threshold.share_commitment("demo-ceremony", fp, shares[0]) == (
+        "1a355d4b2d76f4e0e33ace6f49a9fc947da93f2d5bf9b03fb669364e5a35d649"
+    )
+    assert threshold.share_hpke_info("demo-ceremony", 1, fp) == (
+        b"sunbid/opening-share/v1\x00\x00\x0ddemo-ceremony\x01" + bytes.fromhex(fp)
+    )
