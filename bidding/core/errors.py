@@ -80,6 +80,25 @@ class ErrorCode(StrEnum):
     DOCUMENT_UNREADABLE = "document_unreadable"
     REVIEW_FINDINGS_OPEN = "review_findings_open"
     HOLIDAY_CALENDAR_MISSING = "holiday_calendar_missing"
+    # projects and sections: lifecycle services
+    IDEMPOTENCY_KEY_IN_PROGRESS = "idempotency_key_in_progress"
+    CENTER_MISMATCH = "center_mismatch"  # the project's center is not the organisation's
+    ORGANISATION_KIND_INVALID = "organisation_kind_invalid"
+    SECTION_NOT_EDITABLE = "section_not_editable"  # only drafts can be edited
+    TENDER_DOCUMENTS_MISSING = "tender_documents_missing"
+    OVERRIDE_REASON_REQUIRED = "override_reason_required"
+    FINDING_NOT_OPEN = "finding_not_open"
+    CUSTODIAN_KEY_MISSING = "custodian_key_missing"
+    CUSTODIAN_KEY_INVALID = "custodian_key_invalid"
+    NOT_A_CUSTODIAN = "not_a_custodian"
+    PUBLICATION_NOT_PREPARED = "publication_not_prepared"
+    SECTION_NOT_PUBLISHED = "section_not_published"
+    BID_DEADLINE_PASSED = "bid_deadline_passed"
+    NOT_REGISTERED = "not_registered"  # the bidder has not registered for the section
+    ALREADY_REGISTERED = "already_registered"
+    OBJECTION_ALREADY_ANSWERED = "objection_already_answered"
+    PROCEDURE_PAUSED = "procedure_paused"  # an objection is unanswered (SSTL 22)
+    REASON_REQUIRED = "reason_required"
 
 
 class DomainError(Exception):
