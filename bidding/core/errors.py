@@ -80,6 +80,8 @@ class ErrorCode(StrEnum):
     DOCUMENT_UNREADABLE = "document_unreadable"
     REVIEW_FINDINGS_OPEN = "review_findings_open"
     HOLIDAY_CALENDAR_MISSING = "holiday_calendar_missing"
+    TIMELINE_INVALID = "timeline_invalid"  # dates out of order (sale ends after the deadline…)
+    AMOUNT_INVALID = "amount_invalid"  # a negative or zero amount where a positive one is needed
     # projects and sections: lifecycle services
     IDEMPOTENCY_KEY_IN_PROGRESS = "idempotency_key_in_progress"
     CENTER_MISMATCH = "center_mismatch"  # the project's center is not the organisation's
