@@ -26,6 +26,7 @@ DOMAINS: tuple[str, ...] = (
     "bidding.core.audit",
     "bidding.core.health",
     "bidding.core.pages",
+    "bidding.projects",
     "bidding.core.realtime",
 )
 

@@ -8,6 +8,8 @@ import importlib
 MODEL_MODULES: tuple[str, ...] = (
     "bidding.core.audit",
     "bidding.accounts.models",
+    "bidding.core.idempotency",
+    "bidding.projects.models",
 )
 
 
