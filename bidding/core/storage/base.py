@@ -44,8 +44,16 @@ MAX_KEY_LENGTH = 512
 
 
 def _msg(text: Any) -> str:
-    """Render a lazy message now (in a request it follows the user's locale)."""
-    return str(text)
+    """Render a lazy message now (in a request it follows the user's locale).
+
+    Outside a request (tasks, CLI) a locale selector that reads the request may fail;
+    the message then falls back to its msgid, the Chinese text.
+    """
+    try:
+        return str(text)
+    except RuntimeError:
+        args = getattr(text, "_args", None)
+        return str(args[0]) if args else object.__repr__(text)
 
 
 class StorageUnavailable(ServiceUnavailable):
