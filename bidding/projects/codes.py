@@ -120,7 +120,7 @@ def _invalid(code: str, reason: str) -> Exception:
         "serial": _("项目编号“%(code)s”中的流水号不能为0。", code=code),
         "check": _("项目编号“%(code)s”校验位不符，请核对是否录入有误。", code=code),
     }
-    return violation(ErrorCode.INVALID_PROJECT_CODE, messages[reason], code=code, reason=reason)
+    return violation(ErrorCode.INVALID_PROJECT_CODE, messages[reason], value=code, reason=reason)
 
 
 def normalise_code(code: str) -> str:

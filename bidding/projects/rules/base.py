@@ -89,7 +89,7 @@ class RuleSettings:
 DEFAULT_SETTINGS = RuleSettings()
 
 
-def violation(code: ErrorCode, message: str, **details: Any) -> RuleViolation:
+def violation(code: ErrorCode, message: str, /, **details: Any) -> RuleViolation:
     """A :class:`RuleViolation` with ``details`` made JSON-friendly."""
     return RuleViolation(message, code=code, details={k: _plain(v) for k, v in details.items()})
 
