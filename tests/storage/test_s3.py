@@ -7,6 +7,7 @@ import io
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -174,7 +175,7 @@ def down_storage() -> S3Storage:
 
 
 def test_down_store_raises_storage_unavailable(down_storage: S3Storage) -> None:
-    calls = [
+    calls: list[Callable[[], object]] = [
         down_storage.check,
         lambda: down_storage.put("a/b", io.BytesIO(b"x"), length=1),
         lambda: down_storage.put("a/b", io.BytesIO(os.urandom(SMALL_PART + 1))),

@@ -140,6 +140,11 @@ class LocalStorage(Storage):
                 last_modified=_mtime(tmp),
             )
             self._commit(tmp, final, info)
+        except (NotADirectoryError, IsADirectoryError, FileExistsError):
+            # "a/b" where "a" is an object, or "a" where "a/…" objects exist.
+            raise InvalidObjectKey(
+                _msg(_l("文件标识与已有文件冲突。")), details={"key": key}
+            ) from None
         except OSError as exc:
             raise StorageUnavailable(details={"reason": str(exc)}) from exc
         finally:
@@ -148,17 +153,27 @@ class LocalStorage(Storage):
         return info
 
     def _commit(self, tmp: Path, final: Path, info: StoredObject) -> None:
-        """Metadata first, then the data by an atomic rename."""
-        self._write_meta(info)
+        """Metadata first, then the data by an atomic rename.
+
+        The metadata names the inode of the data file it describes (a rename keeps it), so
+        a crash or failure between the two steps leaves metadata that :meth:`stat` sees
+        does not belong to the file under the key, and recomputes.
+        """
         final.parent.mkdir(parents=True, exist_ok=True)
+        self._write_meta(info, inode=tmp.stat().st_ino)
         os.replace(tmp, final)
         _fsync_dir(final.parent)
 
-    def _write_meta(self, info: StoredObject) -> None:
+    def _write_meta(self, info: StoredObject, *, inode: int) -> None:
         meta = self._meta_path(info.key)
         meta.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps(
-            {"size": info.size, "sha256": info.sha256, "content_type": info.content_type}
+            {
+                "size": info.size,
+                "sha256": info.sha256,
+                "content_type": info.content_type,
+                "inode": inode,
+            }
         )
         fd, name = tempfile.mkstemp(dir=self.root / TMP_DIR, prefix="meta-")
         try:
@@ -200,12 +215,18 @@ class LocalStorage(Storage):
         if not path.is_file():
             raise ObjectNotFound(key)
         meta = self._read_meta(key)
-        if meta is None or meta.get("size") != st.st_size:
+        if meta is None or meta.get("size") != st.st_size or meta.get("inode") != st.st_ino:
             # Placed by hand or meta lost: recompute once and remember.
             size, sha256 = self.hash_object(key)
-            meta = {"size": size, "sha256": sha256, "content_type": DEFAULT_CONTENT_TYPE}
+            content_type = (meta or {}).get("content_type") or DEFAULT_CONTENT_TYPE
+            meta = {"size": size, "sha256": sha256, "content_type": content_type}
             with contextlib.suppress(OSError):
-                self._write_meta(StoredObject(key=key, size=size, sha256=sha256, etag=sha256))
+                self._write_meta(
+                    StoredObject(
+                        key=key, size=size, sha256=sha256, etag=sha256, content_type=content_type
+                    ),
+                    inode=st.st_ino,
+                )
         sha = meta.get("sha256")
         return StoredObject(
             key=key,
