@@ -8,7 +8,7 @@ from typing import Any
 
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Response, g, has_request_context, render_template, request
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
 
@@ -107,6 +107,8 @@ def settings_of(app: Flask) -> Settings:
 
 
 def _select_locale() -> str:
+    if not has_request_context():  # sweeps, tasks, CLI: the platform's default language
+        return "zh_CN"
     wanted = request.args.get("lang") or request.cookies.get("lang")
     if wanted in LANGUAGES:
         return wanted
