@@ -170,13 +170,7 @@ def _upload_part(storage: LocalStorage, key: str, payload: dict[str, Any]) -> Re
 
 def register(app: Flask) -> None:
     """Register the blueprint; signed links carry their own authority, so no CSRF check."""
-    app.register_blueprint(bp)
+    from bidding.core.auth import CSRF_EXEMPT_ENDPOINTS
 
-    @app.before_request
-    def _exempt_links_from_csrf() -> None:
-        # Flask-WTF's CSRFProtect (if installed later by another module) checks PUTs in
-        # its own before_request hook, which runs after this one.
-        if request.blueprint == bp.name:
-            csrf = app.extensions.get("csrf")
-            if csrf is not None:
-                csrf.exempt(bp)
+    app.register_blueprint(bp)
+    CSRF_EXEMPT_ENDPOINTS.add(f"{bp.name}.transfer")
