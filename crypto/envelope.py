@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import re
 import struct
@@ -1049,8 +1050,6 @@ def seal_bytes(
     _rng: Rng | None = None,
 ) -> tuple[bytes, SealResult]:
     """:func:`seal` for data already in memory; returns ``(envelope, result)``."""
-    import io
-
     out = io.BytesIO()
     result = seal(
         io.BytesIO(plaintext),
@@ -1073,8 +1072,6 @@ def open_bytes(
     expected_context: Mapping[str, str] | None = None,
 ) -> bytes:
     """:func:`open_envelope` for an envelope in memory; returns the plaintext."""
-    import io
-
     out = io.BytesIO()
     open_envelope(
         io.BytesIO(envelope),

@@ -8,13 +8,18 @@ Run:  .venv/bin/python tests/bench/bench_crypto.py [--size-mib 256] [--big-mib 1
    over 1 MiB segments, one SHA-256 pass over the ciphertext, write — sequential, one
    thread, no format. Also shown: the same baseline without file I/O (in-memory
    compute floor). Ratio = envelope MB/s ÷ baseline MB/s (target ≥ 0.85). Each figure
-   is the best of ``--repeat`` runs, envelope and baseline runs interleaved.
+   is the best of ``--repeat`` runs, envelope and baseline runs interleaved. The baseline
+   is single-threaded; "envelope" overlaps SHA-256 with AES-GCM and I/O in a helper
+   thread, "envelope (1 thread)" does not (it shows the format's own overhead). On a
+   shared machine other processes' load skews single runs: the load average is printed.
 2. Memory. Seals and opens a ``--big-mib`` file in a child process and reports the peak
    RSS growth over the child's RSS after imports and setup (target < 64 MiB), plus the
    child's total peak RSS from ``getrusage(RUSAGE_CHILDREN)``.
 
-Files live in a temporary directory (removed at the end); the OS page cache holds them,
-so this measures CPU cost, not the disk.
+Files live in a temporary directory (removed at the end; ``--dir`` to choose, e.g.
+``/dev/shm``). Dirty pages are flushed (``os.sync``) before every timed run, so each run
+writes into the page cache without competing with an earlier run's writeback: this
+measures CPU cost, not the disk.
 """
 
 from __future__ import annotations
@@ -148,8 +153,10 @@ def throughput(size_mib: int, repeat: int, work: Path) -> dict[str, float]:
         best[name] = min(best.get(name, float("inf")), seconds)
 
     def run(name: str, output: Path, fn: Callable[[], object]) -> None:
-        # Unlink the output first so no run pays for truncating the previous one's pages.
+        # Unlink the output first so no run pays for truncating the previous one's pages,
+        # and flush dirty pages so no run competes with the writeback of an earlier one.
         output.unlink(missing_ok=True)
+        os.sync()
         note(name, timed(fn))
 
     for _ in range(repeat):
@@ -204,6 +211,7 @@ print(json.dumps({"start_kib": start, "peak_seal_kib": peak_seal, "peak_kib": pe
 def memory(big_mib: int, work: Path) -> dict[str, float]:
     big = work / "big.bin"
     make_file(big, big_mib * MiB)
+    os.sync()
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(ROOT), str(work)],
         check=True,
@@ -224,14 +232,18 @@ def memory(big_mib: int, work: Path) -> dict[str, float]:
     }
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--big-mib", type=int, default=1024)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--dir", default=None, help="work directory (default: a temp dir)")
     args = parser.parse_args()
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {_load()}")
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="sunbid-bench-") as tmp:
         work = Path(tmp)
         rates = throughput(args.size_mib, args.repeat, work)
@@ -250,6 +262,7 @@ def main() -> None:
             f"floor {op} (no I/O)",
         ):
             print(f"{name:<32}{rates[name]:>10.0f}{rates[name] / base:>14.2f}")
+    print(f"load average after the throughput runs: {_load()} (other processes skew figures)")
     print()
     print(f"Memory, {args.big_mib} MiB envelope in a child process")
     for key, value in mem.items():
