@@ -221,7 +221,7 @@ def test_naive_times_are_a_programming_error() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         validate_timeline(TENDERING, timeline(objection_cutoff=datetime(2026, 3, 6)))
     with pytest.raises(TypeError):
-        validate_timeline(TENDERING, timeline(sale_end=date(2026, 3, 6)))  # type: ignore[arg-type]
+        validate_timeline(TENDERING, timeline(sale_end=date(2026, 3, 6)))
 
 
 # -- objections (SSTL 22) -------------------------------------------------------------------

@@ -7,7 +7,7 @@ with ``TypeError`` — they are a programming error, not a user's.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from flask_babel import gettext as _
 
@@ -29,8 +29,15 @@ from bidding.projects.rules.base import (
 DEPOSIT_RATE_CAP = Decimal("0.02")
 #: Construction works: bid deposit also ≤ 800,000 yuan (L30 37).
 WORKS_DEPOSIT_CAP = Decimal("800000")
+CENT = Decimal("0.01")
+
 #: Performance security ≤ 10 % of the contract price (SSTL 58, ZFCGS 48).
 PERFORMANCE_SECURITY_RATE_CAP = Decimal("0.10")
+
+
+def _cents_down(value: Decimal) -> Decimal:
+    """The largest amount in whole cents not above ``value`` (what a cap allows)."""
+    return value.quantize(CENT, rounding=ROUND_DOWN)
 
 
 def _positive(value: Decimal, name: str, label: str) -> None:
@@ -91,11 +98,11 @@ def validate_deposit(
                 "保证金上限%(cap)s元，当前为%(deposit)s元（%(ratio)s）。",
                 base_label=base_label,
                 base=yuan(base),
-                cap=yuan(rate_cap),
+                cap=yuan(_cents_down(rate_cap)),
                 deposit=yuan(deposit),
                 ratio=percent((deposit / base).quantize(Decimal("0.0001"))),
             ),
-            cap=rate_cap,
+            cap=_cents_down(rate_cap),
             cap_rate=DEPOSIT_RATE_CAP,
             actual=deposit,
             base=base,
@@ -109,7 +116,7 @@ def validate_deposit(
                 cap=yuan(WORKS_DEPOSIT_CAP),
                 deposit=yuan(deposit),
             ),
-            cap=WORKS_DEPOSIT_CAP,
+            cap=_cents_down(WORKS_DEPOSIT_CAP),
             actual=deposit,
             base=base,
             legal_basis=Basis.L30_37,
@@ -131,10 +138,10 @@ def validate_performance_security(amount: Decimal, contract_price: Decimal) -> N
                 "履约保证金不得超过合同金额的10%%：合同金额%(price)s元，上限%(cap)s元，"
                 "当前为%(amount)s元。",
                 price=yuan(price),
-                cap=yuan(cap),
+                cap=yuan(_cents_down(cap)),
                 amount=yuan(amount),
             ),
-            cap=cap,
+            cap=_cents_down(cap),
             cap_rate=PERFORMANCE_SECURITY_RATE_CAP,
             actual=amount,
             base=price,
