@@ -199,3 +199,21 @@ def test_down_store_raises_storage_unavailable(down_storage: S3Storage) -> None:
 
 def test_presigning_needs_no_server(down_storage: S3Storage) -> None:
     assert down_storage.presigned_get_url("a/b", 60).startswith("http://127.0.0.1:")
+
+
+def test_forked_child_uses_its_own_connections(
+    s3_storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker forked after start-up (gunicorn, Celery prefork) must not share sockets:
+    the pool is emptied at start-up and by an after-fork hook (called here directly rather
+    than by forking a multi-threaded test process)."""
+    hooks: list[Callable[[], object]] = []
+    monkeypatch.setattr(os, "register_at_fork", lambda after_in_child: hooks.append(after_in_child))
+    storage = S3Storage.from_url(s3_storage_url)
+    assert len(storage.client._http.pools) == 0  # the start-up connection is gone
+    storage.put_bytes("fork/x", b"parent")
+    assert len(storage.client._http.pools) == 1
+    assert len(hooks) == 1
+    hooks[0]()  # what a forked child runs
+    assert len(storage.client._http.pools) == 0
+    assert storage.read_bytes("fork/x") == b"parent"

@@ -25,6 +25,7 @@ import contextlib
 import io
 import logging
 import os
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, timedelta
 from typing import IO, Any, BinaryIO, NoReturn, cast
@@ -111,6 +112,11 @@ class S3Storage(Storage):
             except StorageUnavailable as exc:
                 # Start anyway: writes retry, check() and /healthz report it.
                 log.warning("object store not reachable at start-up: %s", exc.details)
+        # Connections are never shared across a fork (gunicorn, Celery prefork): drop the
+        # ones opened at start-up, and the pool in every forked child.
+        http.clear()
+        pool = weakref.ref(http)
+        os.register_at_fork(after_in_child=lambda: _clear_pool(pool))
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> S3Storage:
@@ -433,6 +439,12 @@ class _ResponseReader(io.RawIOBase):
                 self._response.release_conn()
             finally:
                 super().close()
+
+
+def _clear_pool(pool: weakref.ReferenceType[urllib3.PoolManager]) -> None:
+    manager = pool()
+    if manager is not None:
+        manager.clear()
 
 
 def _body(view: memoryview) -> bytes:
