@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from sqlalchemy import Enum
 
@@ -42,7 +42,7 @@ class Stateful(Protocol):
     """A model with a ``state`` and a class-level ``TRANSITIONS`` table."""
 
     state: Any
-    TRANSITIONS: Any
+    TRANSITIONS: ClassVar[Mapping[Any, frozenset[Any]]]
 
 
 def enum_column(cls: type[StrEnum], name: str, *, length: int = 32) -> Enum:

@@ -49,6 +49,7 @@ from bidding.core.clock import now
 from bidding.core.db import Base, IdMixin
 from bidding.core.states import check_transitions, enum_column
 from bidding.core.storage.models import StoredFileMixin
+from bidding.projects.rules.base import ProcurementKind, SubjectType
 
 __all__ = [
     "MIN_BIDS_TO_OPEN",
@@ -72,19 +73,10 @@ __all__ = [
 MIN_BIDS_TO_OPEN = 3
 
 
-class ProjectKind(StrEnum):
-    """Which law governs the project."""
-
-    TENDERING = "tendering"  # 招标投标 (ZTBF)
-    PROCUREMENT = "procurement"  # 政府采购 (ZFCG)
-
-
-class Subject(StrEnum):
-    """What is bought."""
-
-    WORKS = "works"  # 工程
-    GOODS = "goods"  # 货物
-    SERVICES = "services"  # 服务
+#: Which law governs the project: tendering (招标投标, ZTBF) or procurement (政府采购, ZFCG).
+ProjectKind = ProcurementKind
+#: What is bought: works (工程), goods (货物) or services (服务).
+Subject = SubjectType
 
 
 class SectionState(StrEnum):
@@ -270,6 +262,8 @@ class Section(IdMixin, Base):
     committee_size: Mapped[int] = mapped_column(Integer, default=5)
     #: how many of the committee are drawn experts (the rest: tenderer's representatives).
     committee_experts: Mapped[int] = mapped_column(Integer, default=4)
+    #: technically complex or of wide social impact (procurement: committee ≥ 7, L87 47).
+    complex_project: Mapped[bool] = mapped_column(Boolean, default=False)
 
     # opening custodians (k of n)
     custodian_threshold: Mapped[int] = mapped_column(Integer, default=2)
@@ -313,7 +307,11 @@ class Section(IdMixin, Base):
         back_populates="section", cascade="all, delete-orphan", order_by="SectionCustodian.position"
     )
     documents: Mapped[list[TenderDocument]] = relationship(
-        back_populates="section", order_by="TenderDocument.uploaded_at"
+        back_populates="section",
+        order_by="TenderDocument.uploaded_at",
+        primaryjoin="and_(Section.id == TenderDocument.section_id, "
+        "TenderDocument.removed_at.is_(None))",
+        viewonly=True,
     )
     findings: Mapped[list[ReviewFinding]] = relationship(
         back_populates="section", order_by="ReviewFinding.created_at"
@@ -395,6 +393,8 @@ class TenderDocument(StoredFileMixin, IdMixin, Base):
     )
     uploaded_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     uploaded_at: Mapped[datetime] = mapped_column(default=now)
+    #: removed from a draft (kept for the record: earlier findings refer to it).
+    removed_at: Mapped[datetime | None]
 
     section: Mapped[Section] = relationship(back_populates="documents")
     uploaded_by: Mapped[User] = relationship()
@@ -421,6 +421,8 @@ class ReviewFinding(IdMixin, Base):
     document_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tender_documents.id"))
     review_round: Mapped[int] = mapped_column(Integer, default=1)
     rule_id: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    severity: Mapped[str] = mapped_column(String(16), default="")
     clause: Mapped[str] = mapped_column(Text)  # the flagged text
     location: Mapped[str] = mapped_column(String(255), default="")
     legal_basis: Mapped[str] = mapped_column(String(500), default="")
