@@ -14,9 +14,10 @@ A project receives its lifelong transaction code once, when it enters the platfo
 Letters are the pinyin initials (工 G, 货 H, 服 F; 招 Z, 采 C). A section code is the project
 code plus a 3-digit serial: ``540200-2026-GZ-000123-K-001``.
 
-The check character uses the ISO/IEC 7064 pure hybrid system MOD 37,36 on the 36
-characters 0-9A-Z (hyphens are presentation only and not part of the computation). It
-detects every single-character error and every transposition of adjacent characters.
+The check character uses the ISO/IEC 7064 hybrid system MOD 37,36 on the 36 characters
+0-9A-Z (hyphens are presentation only and not part of the computation). It detects every
+single-character substitution and almost every transposition of adjacent characters (72 of
+the 45,360 state/pair combinations escape; fewer than 1 % of the swaps in real codes).
 
 Parsing is forgiving about case and surrounding or inner whitespace; anything else that is
 wrong raises ``invalid_project_code`` with ``details["reason"]`` one of ``format``,
