@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from flask import current_app, has_app_context
+from flask_babel import gettext as _
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -128,12 +129,12 @@ def create_center(actor: Actor | None, *, name: str, region_code: str) -> Tradin
     problem = region_code_problem(region_code)
     if problem is not None:
         raise RuleViolation(
-            "行政区划代码应为 6 位数字，且前两位为有效的省级代码（如日喀则市 540200）。",
+            _("行政区划代码应为 6 位数字，且前两位为有效的省级代码（如日喀则市 540200）。"),
             code=ErrorCode.INVALID_REGION_CODE,
             details={"region_code": region_code, "reason": problem},
         )
     if not name:
-        raise RuleViolation("请填写交易中心名称。", details={"field": "name"})
+        raise RuleViolation(_("请填写交易中心名称。"), details={"field": "name"})
     s = _session()
     clash = s.scalar(
         select(TradingCenter).where(
@@ -142,7 +143,7 @@ def create_center(actor: Actor | None, *, name: str, region_code: str) -> Tradin
     )
     if clash is not None:
         raise Conflict(
-            "该行政区划或名称的交易中心已存在。",
+            _("该行政区划或名称的交易中心已存在。"),
             code=ErrorCode.DUPLICATE_CENTER,
             details={"center_id": str(clash.id)},
         )
@@ -171,11 +172,11 @@ def create_partnership(
     """Record an agreement between two centers (跨区域合作, e.g. 远程异地评标)."""
     if center_a.id == center_b.id:
         raise RuleViolation(
-            "合作协议须在两个不同的交易中心之间签订。", code=ErrorCode.INVALID_PARTNERSHIP
+            _("合作协议须在两个不同的交易中心之间签订。"), code=ErrorCode.INVALID_PARTNERSHIP
         )
     if until is not None and until < since:
         raise RuleViolation(
-            "协议终止日期不能早于生效日期。",
+            _("协议终止日期不能早于生效日期。"),
             code=ErrorCode.INVALID_PARTNERSHIP,
             details={"since": since.isoformat(), "until": until.isoformat()},
         )
@@ -193,7 +194,7 @@ def create_partnership(
     )
     if existing is not None:
         raise Conflict(
-            "这两个交易中心之间已有同一范围的合作协议。",
+            _("这两个交易中心之间已有同一范围的合作协议。"),
             code=ErrorCode.DUPLICATE_PARTNERSHIP,
             details={"partnership_id": str(existing.id)},
         )
@@ -276,7 +277,7 @@ def create_organisation(
     problem = credit_code_problem(code)
     if problem is not None:
         raise RuleViolation(
-            "统一社会信用代码无效：请核对 18 位代码（含最后一位校验码）。",
+            _("统一社会信用代码无效：请核对 18 位代码（含最后一位校验码）。"),
             code=ErrorCode.INVALID_CREDIT_CODE,
             details={"credit_code": code, "reason": problem},
         )
@@ -284,17 +285,17 @@ def create_organisation(
         kind = OrganisationKind(kind)
     except ValueError:
         raise RuleViolation(
-            "单位类型无效。",
+            _("单位类型无效。"),
             details={"field": "kind", "allowed": [k.value for k in OrganisationKind]},
         ) from None
     name = name.strip()
     if not name:
-        raise RuleViolation("请填写单位名称。", details={"field": "name"})
+        raise RuleViolation(_("请填写单位名称。"), details={"field": "name"})
     s = _session()
     existing = s.scalar(select(Organisation).where(Organisation.credit_code == code))
     if existing is not None:
         raise Conflict(
-            "该统一社会信用代码的单位已登记。",
+            _("该统一社会信用代码的单位已登记。"),
             code=ErrorCode.DUPLICATE_ORGANISATION,
             details={"organisation_id": str(existing.id)},
         )
@@ -365,8 +366,10 @@ def check_password_strength(password: str, *, username: str | None = None) -> No
             reason = "same_as_username"
     if reason is not None:
         raise RuleViolation(
-            "口令强度不足：至少 10 个字符，须包含字母、数字、符号中的至少两类，"
-            "且不能与用户名相同。",
+            _(
+                "口令强度不足：至少 10 个字符，须包含字母、数字、符号中的至少两类，"
+                "且不能与用户名相同。"
+            ),
             code=ErrorCode.WEAK_PASSWORD,
             details={"reason": reason, "min_length": MIN_PASSWORD_LENGTH},
         )
@@ -392,17 +395,19 @@ def create_user(
     name = _normalise_username(username)
     if not _USERNAME_RE.match(name):
         raise RuleViolation(
-            "用户名须为 3–64 位小写字母、数字或 . _ -，并以字母或数字开头。",
+            _("用户名须为 3–64 位小写字母、数字或 . _ -，并以字母或数字开头。"),
             details={"field": "username"},
         )
     if locale not in LOCALES:
-        raise RuleViolation("界面语言无效。", details={"field": "locale", "allowed": list(LOCALES)})
+        raise RuleViolation(
+            _("界面语言无效。"), details={"field": "locale", "allowed": list(LOCALES)}
+        )
     display_name = display_name.strip() or name
     check_password_strength(password, username=name)
     s = _session()
     if s.scalar(select(User.id).where(User.username == name)) is not None:
         raise Conflict(
-            "该用户名已被使用。", code=ErrorCode.DUPLICATE_USERNAME, details={"username": name}
+            _("该用户名已被使用。"), code=ErrorCode.DUPLICATE_USERNAME, details={"username": name}
         )
     user = User(
         username=name,
@@ -421,7 +426,7 @@ def create_user(
         s.flush()
     except IntegrityError:  # a concurrent create won the race
         raise Conflict(
-            "该用户名已被使用。", code=ErrorCode.DUPLICATE_USERNAME, details={"username": name}
+            _("该用户名已被使用。"), code=ErrorCode.DUPLICATE_USERNAME, details={"username": name}
         ) from None
     record_event(
         actor,
@@ -450,7 +455,7 @@ def update_user(
     changes: dict[str, Any] = {}
     if display_name is not _UNSET and display_name is not None:
         if not display_name.strip():
-            raise RuleViolation("请填写姓名。", details={"field": "display_name"})
+            raise RuleViolation(_("请填写姓名。"), details={"field": "display_name"})
         changes["display_name"] = display_name.strip()
     if email is not _UNSET:
         changes["email"] = email or None
@@ -458,7 +463,7 @@ def update_user(
         changes["phone"] = phone or None
     if locale is not _UNSET:
         if locale not in LOCALES:
-            raise RuleViolation("界面语言无效。", details={"field": "locale"})
+            raise RuleViolation(_("界面语言无效。"), details={"field": "locale"})
         changes["locale"] = locale
     changed = {k: v for k, v in changes.items() if getattr(user, k) != v}
     for key, value in changed.items():
@@ -487,7 +492,7 @@ def _refuse_last_admin(user: User, center_ids: Iterable[uuid.UUID]) -> None:
         admins = _active_admins(center_id)
         if [a.id for a in admins] == [user.id]:
             raise Conflict(
-                "这是该交易中心唯一在用的管理员账户，请先为他人授予管理员角色。",
+                _("这是该交易中心唯一在用的管理员账户，请先为他人授予管理员角色。"),
                 code=ErrorCode.LAST_CENTER_ADMIN,
                 details={"center_id": str(center_id)},
             )
@@ -558,14 +563,14 @@ def grant_role(
         role = Role(role)
     except ValueError:
         raise RuleViolation(
-            "角色无效。",
+            _("角色无效。"),
             code=ErrorCode.INVALID_ROLE,
             details={"role": str(role), "allowed": [r.value for r in Role]},
         ) from None
     if role in CENTER_ROLES:
         if center is None or organisation is not None:
             raise RuleViolation(
-                "该角色须授予于某一交易中心。",
+                _("该角色须授予于某一交易中心。"),
                 code=ErrorCode.INVALID_ROLE,
                 details={"role": role.value, "scope": "center"},
             )
@@ -573,13 +578,13 @@ def grant_role(
         needed = ORGANISATION_ROLE_KINDS[role]
         if organisation is None or center is not None:
             raise RuleViolation(
-                "该角色须授予于某一单位。",
+                _("该角色须授予于某一单位。"),
                 code=ErrorCode.INVALID_ROLE,
                 details={"role": role.value, "scope": "organisation"},
             )
         if organisation.kind != needed:
             raise RuleViolation(
-                "该角色与单位类型不符。",
+                _("该角色与单位类型不符。"),
                 code=ErrorCode.INVALID_ROLE,
                 details={
                     "role": role.value,
@@ -637,7 +642,7 @@ def grant_by_id(user: User, grant_id: uuid.UUID) -> RoleGrant:
     for grant in user.grants:
         if grant.id == grant_id:
             return grant
-    raise NotFound("该角色授权不存在。", details={"grant_id": str(grant_id)})
+    raise NotFound(_("该角色授权不存在。"), details={"grant_id": str(grant_id)})
 
 
 # --------------------------------------------------------------------------- sign-in
@@ -672,7 +677,7 @@ def _throttle(username: str, address: str, at: datetime, policy: LoginPolicy) ->
     if len(failures) >= policy.max_attempts:
         retry = _retry_after(failures, policy.max_attempts, policy.window, at)
         raise TooManyAttempts(
-            f"该账户登录失败次数过多，请 {retry} 秒后再试。",
+            _("该账户登录失败次数过多，请 %(seconds)s 秒后再试。", seconds=retry),
             details={"retry_after": retry, "scope": "account"},
         )
     address_limit = policy.max_attempts * policy.address_factor
@@ -691,7 +696,7 @@ def _throttle(username: str, address: str, at: datetime, policy: LoginPolicy) ->
     if len(address_failures) >= address_limit:
         retry = _retry_after(address_failures, address_limit, policy.window, at)
         raise TooManyAttempts(
-            f"来自您所在网络地址的登录失败次数过多，请 {retry} 秒后再试。",
+            _("来自您所在网络地址的登录失败次数过多，请 %(seconds)s 秒后再试。", seconds=retry),
             details={"retry_after": retry, "scope": "address"},
         )
 
@@ -725,10 +730,10 @@ def authenticate(
     if not ok:
         s.add(LoginAttempt(username=name, address=address, succeeded=False, at=at))
         s.flush()
-        raise InvalidCredentials("用户名或口令不正确。")
+        raise InvalidCredentials(_("用户名或口令不正确。"))
     assert user is not None
     if not user.active:
-        raise AccountDisabled("该账户已停用，请联系交易中心管理员。")
+        raise AccountDisabled(_("该账户已停用，请联系交易中心管理员。"))
     s.add(LoginAttempt(username=name, address=address, succeeded=True, at=at))
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -765,7 +770,7 @@ def issue_token(
     must be roles the user holds; the token carries only those. ``ttl`` in seconds
     defaults to the ``token_ttl`` setting."""
     if not user.active:
-        raise AccountDisabled("该账户已停用，请联系交易中心管理员。")
+        raise AccountDisabled(_("该账户已停用，请联系交易中心管理员。"))
     held = user.roles
     if scopes is None:
         wanted = set(held)
@@ -774,13 +779,13 @@ def issue_token(
             wanted = {Role(r) for r in scopes}
         except ValueError:
             raise RuleViolation(
-                "令牌权限范围中含无效角色。",
+                _("令牌权限范围中含无效角色。"),
                 code=ErrorCode.INVALID_SCOPE,
                 details={"allowed": sorted(r.value for r in held)},
             ) from None
         if not wanted <= held:
             raise RuleViolation(
-                "令牌权限范围只能包含您已拥有的角色。",
+                _("令牌权限范围只能包含您已拥有的角色。"),
                 code=ErrorCode.INVALID_SCOPE,
                 details={
                     "not_held": sorted(r.value for r in wanted - held),
@@ -791,7 +796,7 @@ def issue_token(
         settings = _settings()
         ttl = int(settings.token_ttl) if settings is not None else 8 * 3600
     if ttl < 1:
-        raise RuleViolation("令牌有效期须为正数。", details={"field": "ttl"})
+        raise RuleViolation(_("令牌有效期须为正数。"), details={"field": "ttl"})
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     at = now()
     token = ApiToken(
@@ -841,15 +846,15 @@ def resolve_token(secret: str) -> ApiToken:
     if secret.startswith(TOKEN_PREFIX) and len(secret) < 200:
         token = s.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_secret(secret)))
     if token is None:
-        raise TokenError("访问令牌无效。", code=ErrorCode.INVALID_TOKEN)
+        raise TokenError(_("访问令牌无效。"), code=ErrorCode.INVALID_TOKEN)
     at = now()
     state = token.state_at(at)
     if state == "revoked":
-        raise TokenError("访问令牌已被吊销。", code=ErrorCode.TOKEN_REVOKED)
+        raise TokenError(_("访问令牌已被吊销。"), code=ErrorCode.TOKEN_REVOKED)
     if state == "expired":
-        raise TokenError("访问令牌已过期，请重新获取。", code=ErrorCode.TOKEN_EXPIRED)
+        raise TokenError(_("访问令牌已过期，请重新获取。"), code=ErrorCode.TOKEN_EXPIRED)
     if not token.user.active:
-        raise AccountDisabled("该账户已停用，请联系交易中心管理员。")
+        raise AccountDisabled(_("该账户已停用，请联系交易中心管理员。"))
     if token.last_used_at is None or at - token.last_used_at >= _LAST_USED_GRANULARITY:
         token.last_used_at = at
     return token
@@ -929,18 +934,18 @@ def create_user_cli(
         parsed_roles = [Role(r) for r in roles]
     except ValueError:
         raise RuleViolation(
-            "角色无效。", code=ErrorCode.INVALID_ROLE, details={"roles": list(roles)}
+            _("角色无效。"), code=ErrorCode.INVALID_ROLE, details={"roles": list(roles)}
         ) from None
     center = None
     organisation = None
     if center_region:
         center = center_by_region(center_region)
         if center is None:
-            raise NotFound("没有该行政区划代码的交易中心。", details={"region": center_region})
+            raise NotFound(_("没有该行政区划代码的交易中心。"), details={"region": center_region})
     if organisation_code:
         organisation = organisation_by_credit_code(organisation_code)
         if organisation is None:
-            raise NotFound("没有该统一社会信用代码的单位。", details={"code": organisation_code})
+            raise NotFound(_("没有该统一社会信用代码的单位。"), details={"code": organisation_code})
     user = create_user(
         None,
         username=username,

@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 from apiflask import Schema
 from apiflask.fields import Integer, List, Nested, String
 from apiflask.validators import Range
+from flask_babel import gettext as _
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -65,11 +66,14 @@ def page_schema(item: type[Schema]) -> type[Schema]:
     """An output schema ``{items: [item], next_cursor}`` for ``item`` (cached per item)."""
     if item not in _PAGE_SCHEMAS:
         name = item.__name__.removesuffix("Schema").removesuffix("Out") + "Page"
+        # A subclass of its own: APIFlask 3.1 would otherwise register ``item`` twice when
+        # it is also a top-level body elsewhere.
+        nested = type(item.__name__ + "Item", (item,), {})
         _PAGE_SCHEMAS[item] = type(
             name,
             (Schema,),
             {
-                "items": List(Nested(item), required=True),
+                "items": List(Nested(nested), required=True),
                 "next_cursor": String(
                     allow_none=True,
                     metadata={"description": "pass as ?cursor= for the next page; null at the end"},
@@ -123,7 +127,7 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
         return [_decode_value(item) for item in raw]
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
         raise BadRequest(
-            "分页游标无效，请从第一页重新查询。",
+            _("分页游标无效，请从第一页重新查询。"),
             code=INVALID_CURSOR,
         ) from None
 
@@ -142,7 +146,9 @@ def paginate(
     ``key`` must be unique over the rows (end it with the primary key).
     """
     if not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(f"每页条数须在 1 到 {MAX_LIMIT} 之间。", details={"limit": limit})
+        raise BadRequest(
+            _("每页条数须在 1 到 %(max)s 之间。", max=MAX_LIMIT), details={"limit": limit}
+        )
     if cursor:
         values = decode_cursor(cursor, len(key))
         clauses = []
