@@ -236,21 +236,26 @@ C_PRICE = Criterion("price", "价格", PRICE, D(30), objective=True)
             "price_criterion_count",
         ),
         (
-            (Criterion("p", "价格", PRICE, D(30)), Criterion("t", "技术", TECH, D(70))),
-            "price_not_objective",
-        ),
-        (
             (
                 Criterion("p", "价格", PRICE, D(30), min_score=D(10), objective=True),
                 Criterion("t", "技术", TECH, D(70)),
             ),
-            "price_not_objective",
+            "price_range",
         ),
     ],
 )
 def test_bad_criteria_are_refused(criteria: tuple[Criterion, ...], reason: str) -> None:
     err = refused(ErrorCode.CRITERIA_INVALID, TENDERING, GOODS, with_criteria(points(), *criteria))
     assert err.details["reason"] == reason
+
+
+def test_price_criterion_need_not_be_flagged_objective() -> None:
+    method = with_criteria(
+        points(),
+        Criterion("p", "价格", PRICE, D(30)),
+        Criterion("t", "技术", TECH, D(70)),
+    )
+    validate_evaluation_method(PROCUREMENT, GOODS, method)
 
 
 def test_criteria_scores_must_be_decimals() -> None:

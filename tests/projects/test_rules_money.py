@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
+from flask import Flask
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -66,7 +67,19 @@ def test_deposit_of_2_01_percent_is_refused(kind: ProcurementKind, basis: str, l
 
 
 def test_deposit_one_cent_over_is_refused() -> None:
-    refused(ErrorCode.DEPOSIT_OVER_CAP, validate_deposit, TENDERING, GOODS, D("20000.01"), D("1e6"))
+    err = refused(
+        ErrorCode.DEPOSIT_OVER_CAP, validate_deposit, TENDERING, GOODS, D("20000.01"), D("1e6")
+    )
+    assert err.details["base"] == "1000000.00"  # never "1E+6"
+    err = refused(
+        ErrorCode.DEPOSIT_OVER_CAP,
+        validate_deposit,
+        TENDERING,
+        GOODS,
+        D("2E+4") + D("0.001"),
+        D(10**6),
+    )
+    assert err.details["actual"] == "20000.001"
 
 
 def test_uneven_cap_allows_the_cents_below_it() -> None:
@@ -233,3 +246,15 @@ def test_deposit_validity_equals_bid_validity() -> None:
     err = refused(ErrorCode.BID_VALIDITY_INVALID, validate_deposit_validity, 90, 60)
     assert err.details["legal_basis"] == Basis.SSTL_26
     refused(ErrorCode.BID_VALIDITY_INVALID, validate_deposit_validity, 90, 120)
+
+
+def test_messages_inside_a_request_are_plain_strings(app: Flask) -> None:
+    """Rules run both in requests (gettext translates) and outside (the Chinese msgid)."""
+    for language in ("zh-CN", "en"):
+        with (
+            app.test_request_context(headers={"Accept-Language": language}),
+            pytest.raises(RuleViolation) as exc,
+        ):
+            validate_deposit(TENDERING, GOODS, D("20100.00"), D("1000000.00"))
+        assert isinstance(exc.value.message, str) and "20,100.00" in exc.value.message
+        assert exc.value.to_dict()["code"] == "deposit_over_cap"

@@ -100,7 +100,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")  # never exponent notation
     if isinstance(value, StrEnum):
         return str(value)
     if isinstance(value, list | tuple):

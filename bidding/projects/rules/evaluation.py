@@ -106,7 +106,9 @@ class Criterion:
     max_score: Decimal
     min_score: Decimal = Decimal(0)
     weight: Decimal | None = None
-    objective: bool = False  # 客观分: all members must give the same score (L87 64)
+    #: 客观分: all members must give the same score (L87 64). The price criterion is computed
+    #: by the price formula whatever this flag says.
+    objective: bool = False
 
 
 @dataclass(frozen=True)
@@ -317,9 +319,12 @@ def _validate_criteria(
             count=len(prices),
         )
     price = prices[0]
-    if not price.objective or price.min_score != 0:
+    if price.min_score != 0:
         raise _criteria_invalid(
-            _("价格分按公式计算，应为客观分且最低分为0。"), "price_not_objective", id=price.id
+            _("价格分按公式计算，最低分应为0，当前为%(low)s。", low=price.min_score),
+            "price_range",
+            id=price.id,
+            min_score=price.min_score,
         )
 
     if kind is ProcurementKind.PROCUREMENT:

@@ -40,13 +40,19 @@ def _cents_down(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_DOWN)
 
 
+def _amount(value: Decimal) -> Decimal:
+    """An amount for ``details``: two decimals unless it has more (``1E+6`` → ``1000000.00``)."""
+    cents = value.quantize(CENT)
+    return cents if cents == value else value
+
+
 def _positive(value: Decimal, name: str, label: str) -> None:
     if value <= 0:
         raise violation(
             ErrorCode.AMOUNT_INVALID,
             _("%(label)s应大于零，当前为%(amount)s元。", label=label, amount=yuan(value)),
             field=name,
-            actual=value,
+            actual=_amount(value),
         )
 
 
@@ -56,7 +62,7 @@ def _not_negative(value: Decimal, name: str, label: str) -> None:
             ErrorCode.AMOUNT_INVALID,
             _("%(label)s不得为负数，当前为%(amount)s元。", label=label, amount=yuan(value)),
             field=name,
-            actual=value,
+            actual=_amount(value),
         )
 
 
@@ -104,8 +110,8 @@ def validate_deposit(
             ),
             cap=_cents_down(rate_cap),
             cap_rate=DEPOSIT_RATE_CAP,
-            actual=deposit,
-            base=base,
+            actual=_amount(deposit),
+            base=_amount(base),
             legal_basis=rate_basis,
         )
     if subject is SubjectType.WORKS and deposit > WORKS_DEPOSIT_CAP:
@@ -117,8 +123,8 @@ def validate_deposit(
                 deposit=yuan(deposit),
             ),
             cap=_cents_down(WORKS_DEPOSIT_CAP),
-            actual=deposit,
-            base=base,
+            actual=_amount(deposit),
+            base=_amount(base),
             legal_basis=Basis.L30_37,
         )
 
@@ -143,8 +149,8 @@ def validate_performance_security(amount: Decimal, contract_price: Decimal) -> N
             ),
             cap=_cents_down(cap),
             cap_rate=PERFORMANCE_SECURITY_RATE_CAP,
-            actual=amount,
-            base=price,
+            actual=_amount(amount),
+            base=_amount(price),
             legal_basis=f"{Basis.SSTL_58}；{Basis.ZFCGS_48}",
         )
 
@@ -166,7 +172,7 @@ def validate_price_limits(
         raise violation(
             ErrorCode.MINIMUM_PRICE_FORBIDDEN,
             _("招标人不得规定最低投标限价。"),
-            actual=require_decimal(minimum_price, "minimum_price"),
+            actual=_amount(require_decimal(minimum_price, "minimum_price")),
             legal_basis=Basis.SSTL_27,
         )
     if maximum_price is None:
@@ -176,7 +182,7 @@ def validate_price_limits(
         raise violation(
             ErrorCode.MAXIMUM_PRICE_INVALID,
             _("最高投标限价应大于零，当前为%(amount)s元。", amount=yuan(maximum)),
-            actual=maximum,
+            actual=_amount(maximum),
             legal_basis=Basis.SSTL_27,
         )
     if kind is ProcurementKind.PROCUREMENT and estimated is not None:
@@ -189,8 +195,8 @@ def validate_price_limits(
                     budget=yuan(budget),
                     amount=yuan(maximum),
                 ),
-                actual=maximum,
-                cap=budget,
+                actual=_amount(maximum),
+                cap=_amount(budget),
                 legal_basis=Basis.L87_12,
             )
 
