@@ -209,10 +209,20 @@ def test_dates_out_of_order_are_refused(changes: dict[str, datetime], reason: st
     assert err.details["reason"] == reason
 
 
-def test_deadline_before_issue_is_out_of_order() -> None:
+def test_deadline_before_issue_is_too_early() -> None:
     t = Timeline(sh(2026, 3, 10), sh(2026, 3, 10), sh(2026, 3, 9), sh(2026, 3, 9, 12))
+    err = refused(ErrorCode.DEADLINE_TOO_EARLY, validate_timeline, TENDERING, t)
+    assert err.details["actual_days"] == -1
+
+
+def test_a_short_deadline_is_reported_before_other_disorder() -> None:
+    # documents re-issued later (e.g. publication delayed): the sale now ends before it
+    # starts, but the statutory 20 days is what the user has to fix first
+    t = timeline(documents_issued_at=sh(2026, 3, 12), sale_start=sh(2026, 3, 12))
+    refused(ErrorCode.DEADLINE_TOO_EARLY, validate_timeline, TENDERING, t)
+    t = replace(t, bid_deadline=sh(2026, 4, 1, 9, 30))
     err = refused(ErrorCode.TIMELINE_INVALID, validate_timeline, TENDERING, t)
-    assert "deadline_not_after_issue" in err.details["reasons"]
+    assert err.details["reason"] == "sale_end_not_after_start"
 
 
 def test_naive_times_are_a_programming_error() -> None:

@@ -78,9 +78,11 @@ def validate_timeline(
 ) -> None:
     """Refuse a timeline that breaks ZTBF 24 / ZFCG 35, SSTL 16 / L87 18 or SSTL 22.
 
-    Raises ``timeline_invalid`` (dates out of order), ``deadline_too_early``,
-    ``sale_period_too_short`` (or ``holiday_calendar_missing`` for procurement when the
-    sale period's year has no holiday data) and ``objection_too_late``.
+    Checked in this order, the first failure raised: ``deadline_too_early`` (also for a
+    deadline not after the issue), ``timeline_invalid`` (sale period or cut-offs outside
+    issue → deadline, sale ending before it starts), ``sale_period_too_short`` (or
+    ``holiday_calendar_missing`` for procurement when the sale period's year has no holiday
+    data) and ``objection_too_late``.
     """
     t = timeline
     for name in ("documents_issued_at", "sale_start", "sale_end", "bid_deadline"):
@@ -88,8 +90,6 @@ def validate_timeline(
     for name in ("objection_cutoff", "clarification_cutoff"):
         if getattr(t, name) is not None:
             require_aware(getattr(t, name), name)
-
-    _check_order(t)
 
     issued, deadline = local_date(t.documents_issued_at), local_date(t.bid_deadline)
     days = (deadline - issued).days
@@ -113,6 +113,7 @@ def validate_timeline(
             legal_basis=Basis.ZTBF_24 if kind is ProcurementKind.TENDERING else Basis.ZFCG_35,
         )
 
+    _check_order(t)
     _check_sale_period(kind, t, calendar)
 
     if t.objection_cutoff is not None and kind is ProcurementKind.TENDERING:
@@ -144,8 +145,6 @@ def _check_order(t: Timeline) -> None:
         problems.append(("sale_end_not_after_start", _("文件获取截止时间应晚于开始时间")))
     if t.sale_end > t.bid_deadline:
         problems.append(("sale_end_after_deadline", _("文件获取截止时间不得晚于投标截止时间")))
-    if t.bid_deadline <= t.documents_issued_at:
-        problems.append(("deadline_not_after_issue", _("投标截止时间应晚于招标文件发出时间")))
     for name, label in (
         ("objection_cutoff", _("异议截止时间")),
         ("clarification_cutoff", _("澄清提问截止时间")),
