@@ -783,22 +783,32 @@ def update_section(
             code=ErrorCode.VALIDATION_ERROR,
             details={"fields": sorted(unknown)},
         )
-    before = {k: _audit_value(getattr(section, k)) for k in changes if k in EDITABLE_FIELDS}
-    for key, value in changes.items():
-        if key in EDITABLE_FIELDS:
-            setattr(section, key, dict(value) if key == "evaluation_method" else value)
-    if "name" in changes:
-        section.name = str(changes["name"]).strip()
-        if not section.name:
-            raise RuleViolation(_("请填写标段名称。"), code=ErrorCode.VALIDATION_ERROR)
-    _validate_money(project, section, minimum_price)
-    _validate_evaluation(project, section)
-    if custodians is not None:
-        _custodian_rows(project, section, custodians, section.custodian_threshold)
-    elif "custodian_threshold" in changes and section.custodians:
-        from bidding.projects import rules
+    keys = [k for k in changes if k in EDITABLE_FIELDS]
+    previous = {k: getattr(section, k) for k in keys}
+    before = {k: _audit_value(v) for k, v in previous.items()}
+    try:
+        for key in keys:
+            value = changes[key]
+            if key == "evaluation_method":
+                value = dict(value or {})
+            elif key == "name":
+                value = str(value).strip()
+                if not value:
+                    raise RuleViolation(_("请填写标段名称。"), code=ErrorCode.VALIDATION_ERROR)
+            setattr(section, key, value)
+        _validate_money(project, section, minimum_price)
+        _validate_evaluation(project, section)
+        if custodians is not None:
+            _custodian_rows(project, section, custodians, section.custodian_threshold)
+        elif "custodian_threshold" in changes and section.custodians:
+            from bidding.projects import rules
 
-        rules.validate_custodians(section.custodian_threshold, len(section.custodians))
+            rules.validate_custodians(section.custodian_threshold, len(section.custodians))
+            _check_custodian_roles(project, [Role(c.role) for c in section.custodians])
+    except DomainError:
+        for key, value in previous.items():  # leave the draft as it was
+            setattr(section, key, value)
+        raise
     section.updated_at = now()
     _session().flush()
     after = {k: _audit_value(getattr(section, k)) for k in before}
