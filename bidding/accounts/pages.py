@@ -21,7 +21,7 @@ from bidding.core.auth import (
     require_roles,
     safe_next,
 )
-from bidding.core.errors import DomainError, TooManyAttempts
+from bidding.core.errors import DomainError, NotFound, TooManyAttempts
 from bidding.core.roles import CENTER_ROLES, Actor, Role
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
@@ -267,7 +267,7 @@ def revoke_token(token_id: uuid.UUID) -> Any:
     actor = _actor()
     token: ApiToken = load(ApiToken, token_id)
     if token.user_id != actor.id:
-        return redirect(url_for("accounts.tokens"))
+        raise NotFound(_("请求的资源不存在或您无权查看。"))
     services.revoke_token(actor, token)
     flash(_("令牌已吊销。"), "success")
     return redirect(url_for("accounts.tokens"))

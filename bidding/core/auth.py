@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit
 
+import flask_babel
 import flask_login
 from apiflask import HTTPTokenAuth
 from flask import Flask, current_app, g, redirect, request, session, url_for
@@ -157,6 +158,8 @@ def _fresh_request() -> None:
     g.pop("actor", None)
     g.pop("_login_user", None)
     g.pop("user_locale", None)
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+    flask_babel.refresh()
 
 
 def _resolve_api_credentials() -> None:
