@@ -27,6 +27,7 @@ DOMAINS: tuple[str, ...] = (
     "bidding.core.health",
     "bidding.core.pages",
     "bidding.projects",
+    "bidding.bids",
     "bidding.core.realtime",
 )
 

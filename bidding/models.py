@@ -10,6 +10,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "bidding.accounts.models",
     "bidding.core.idempotency",
     "bidding.projects.models",
+    "bidding.bids.models",
 )
 
 
