@@ -101,6 +101,25 @@ class ErrorCode(StrEnum):
     OBJECTION_ALREADY_ANSWERED = "objection_already_answered"
     PROCEDURE_PAUSED = "procedure_paused"  # an objection is unanswered (SSTL 22)
     REASON_REQUIRED = "reason_required"
+    # bids (投标): sealed-bid upload and commit
+    BID_WRONG_SECTION = "bid_wrong_section"  # envelope/manifest sealed for another section
+    BID_STALE_OPENING_KEY = "bid_stale_opening_key"  # sealed to another opening key
+    BID_NOT_ENCRYPTED = "bid_not_encrypted"  # not a sunbid envelope (no magic)
+    BID_ENVELOPE_INVALID = "bid_envelope_invalid"  # envelope structure broken
+    BID_HASH_MISMATCH = "bid_hash_mismatch"  # ciphertext SHA-256/size differ from the manifest
+    BID_MANIFEST_INVALID = "bid_manifest_invalid"  # malformed manifest
+    BID_MANIFEST_MISMATCH = "bid_manifest_mismatch"  # manifest differs from the envelope header
+    BID_WRONG_BIDDER = "bid_wrong_bidder"  # manifest names another bidder than the actor's
+    BID_SIGNER_MISMATCH = "bid_signer_mismatch"  # certificate of another organisation
+    BID_SIGNATURE_INVALID = "bid_signature_invalid"
+    BID_UPLOAD_UNUSABLE = "bid_upload_unusable"  # upload expired, refused or already used
+    BID_UPLOAD_INCOMPLETE = "bid_upload_incomplete"  # multipart parts missing
+    BID_NOT_CURRENT = "bid_not_current"  # superseded or withdrawn
+    CERTIFICATE_UNTRUSTED = "certificate_untrusted"
+    CERTIFICATE_EXPIRED = "certificate_expired"
+    CERTIFICATE_NOT_YET_VALID = "certificate_not_yet_valid"
+    CERTIFICATE_REVOKED = "certificate_revoked"
+    CERTIFICATE_INVALID = "certificate_invalid"  # key usage, role, CRL problems, malformed
 
 
 class DomainError(Exception):
