@@ -210,7 +210,12 @@ def _install_error_handlers(app: APIFlask) -> None:
             413: _("上传内容超过平台允许的大小。"),
         }
         message = messages.get(status, err.description or "")
-        if status == 400 and "json" in (err.description or "").lower():
+        parser_data = getattr(err, "data", None)  # webargs: {"messages": {"json": [...]}}
+        parser_messages = parser_data.get("messages") if isinstance(parser_data, dict) else None
+        if status == 400 and (
+            "json" in (err.description or "").lower()
+            or (isinstance(parser_messages, dict) and "json" in parser_messages)
+        ):
             code = ErrorCode.MALFORMED_JSON
             message = _("请求体不是合法的 JSON，请检查格式后重试。")
         if _wants_json():

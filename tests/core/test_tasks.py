@@ -53,6 +53,7 @@ def test_enqueue_in_request_runs_after_response_commit(app: Flask) -> None:
         tasks.enqueue(record_call, "never")
         return {"ok": False}, 409
 
+    app.config["WTF_CSRF_ENABLED"] = False  # bare test routes, no form
     client = app.test_client()
     assert client.post("/_test/enqueue").status_code == 200
     assert calls == [("task", "from-request")]
