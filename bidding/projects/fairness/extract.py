@@ -221,11 +221,11 @@ def _cell_text(cell: Any) -> str:
     for block in cell.iter_inner_content():
         if hasattr(block, "rows"):
             for row in block.rows:
-                seen: set[int] = set()
+                seen: set[Any] = set()  # the <w:tc> elements themselves, kept alive
                 for inner in row.cells:
-                    if id(inner._tc) in seen:
+                    if inner._tc in seen:
                         continue
-                    seen.add(id(inner._tc))
+                    seen.add(inner._tc)
                     lines.append(_cell_text(inner))
         else:
             lines.append(block.text)
@@ -250,13 +250,14 @@ def _iter_docx(stream: IO[bytes], filename: str, budget: _Budget) -> Iterator[Cl
     for block in blocks:
         if hasattr(block, "rows"):  # a Table
             table_no += 1
-            seen: set[int] = set()
+            # Merged cells repeat the same <w:tc>; keep the elements (not their id(), which
+            # lxml may reuse once a proxy is freed) to see each cell once.
+            seen: set[Any] = set()
             for row_no, row in enumerate(block.rows, start=1):
                 for col_no, cell in enumerate(row.cells, start=1):
-                    key = id(cell._tc)
-                    if key in seen:  # merged cells repeat the same <w:tc>
+                    if cell._tc in seen:
                         continue
-                    seen.add(key)
+                    seen.add(cell._tc)
                     text = budget.take(_cell_text(cell))
                     yield from _clauses(text, f"表格 {table_no} 行 {row_no} 列 {col_no}")
         else:
