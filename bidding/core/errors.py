@@ -120,6 +120,9 @@ class ErrorCode(StrEnum):
     CERTIFICATE_NOT_YET_VALID = "certificate_not_yet_valid"
     CERTIFICATE_REVOKED = "certificate_revoked"
     CERTIFICATE_INVALID = "certificate_invalid"  # key usage, role, CRL problems, malformed
+    BID_PACKAGE_INVALID = "bid_package_invalid"  # the decrypted plaintext is not a bid ZIP
+    PRICE_SHEET_MISSING = "price_sheet_missing"  # no price_sheet.json (开标一览表) in the ZIP
+    PRICE_SHEET_INVALID = "price_sheet_invalid"  # malformed, or names another section/bidder
 
 
 class DomainError(Exception):
