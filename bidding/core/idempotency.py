@@ -129,11 +129,13 @@ def begin(
         record = IdempotencyRecord(
             key=key, actor_id=actor_id, endpoint=endpoint, request_hash=req_hash
         )
+        # No savepoint: a conflict fails the whole request anyway (and pysqlite would
+        # commit a savepoint released outside an explicit BEGIN).
         try:
-            with session.begin_nested():
-                session.add(record)
-                session.flush()
+            session.add(record)
+            session.flush()
         except IntegrityError:
+            session.rollback()
             raise Conflict(
                 "相同 Idempotency-Key 的请求正在处理中，请稍后重试。",
                 code=ErrorCode.IDEMPOTENCY_KEY_IN_PROGRESS,

@@ -122,6 +122,7 @@ class World:
     supervisor_user: Any
     bidder_reps: list[Actor]
     outsider: Actor  # agency staff of another agency in another center
+    users: dict[uuid.UUID, Any] = field(default_factory=dict)  # actor id → User
     custodian_keys: dict[uuid.UUID, X25519PrivateKey] = field(default_factory=dict)
 
 
@@ -132,13 +133,18 @@ def make_world(bidders: int = 4) -> World:
     agency = make_org(OrganisationKind.AGENCY, center, name="某招标代理有限公司")
     other_agency = make_org(OrganisationKind.AGENCY, other_center)
     bidder_orgs = [make_org(OrganisationKind.BIDDER, center) for _ in range(bidders)]
-    agent_user, agent = make_user((Role.AGENCY_STAFF, agency))
-    _, rep = make_user((Role.TENDERER_REP, tenderer))
-    staff_user, staff = make_user((Role.CENTER_STAFF, center))
-    sup_user, sup = make_user((Role.SUPERVISOR, center))
-    reps = [make_user((Role.BIDDER_REP, b))[1] for b in bidder_orgs]
-    _, outsider = make_user((Role.AGENCY_STAFF, other_agency))
+    made = [
+        make_user((Role.AGENCY_STAFF, agency)),
+        make_user((Role.TENDERER_REP, tenderer)),
+        make_user((Role.CENTER_STAFF, center)),
+        make_user((Role.SUPERVISOR, center)),
+        make_user((Role.AGENCY_STAFF, other_agency)),
+    ]
+    bidder_made = [make_user((Role.BIDDER_REP, b)) for b in bidder_orgs]
+    (agent_user, agent), (_, rep), (staff_user, staff), (sup_user, sup), (_, outsider) = made
+    reps = [a for _, a in bidder_made]
     return World(
+        users={a.id: u for u, a in [*made, *bidder_made]},
         center=center,
         tenderer=tenderer,
         agency=agency,
