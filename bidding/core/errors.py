@@ -101,6 +101,16 @@ class ErrorCode(StrEnum):
     OBJECTION_ALREADY_ANSWERED = "objection_already_answered"
     PROCEDURE_PAUSED = "procedure_paused"  # an objection is unanswered (SSTL 22)
     REASON_REQUIRED = "reason_required"
+    # opening (开标)
+    OPENING_NOT_STARTED = "opening_not_started"  # no opening session (before the deadline)
+    OPENING_CLOSED = "opening_closed"  # the opening has completed / moved on
+    SHARE_INVALID = "share_invalid"  # a released share fails its commitment (details.index)
+    SHARE_ALREADY_RELEASED = "share_already_released"
+    SELF_OPEN_NOT_ALLOWED = "self_open_not_allowed"  # quorum window still open, or closed
+    DATA_KEY_INVALID = "data_key_invalid"  # a bidder's data key fails the commitment
+    BID_ALREADY_OPENED = "bid_already_opened"
+    OPENING_RECORD_NOT_PUBLISHED = "opening_record_not_published"
+    NOT_IN_OPENING = "not_in_opening"  # no bid / seat in this opening
     # bids (投标): sealed-bid upload and commit
     BID_WRONG_SECTION = "bid_wrong_section"  # envelope/manifest sealed for another section
     BID_STALE_OPENING_KEY = "bid_stale_opening_key"  # sealed to another opening key
