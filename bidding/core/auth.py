@@ -91,7 +91,6 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_HEADERS", ["X-CSRFToken", "X-CSRF-Token"])
     csrf.init_app(app)
     app.before_request(_fresh_request)
-    app.before_request(_resolve_api_credentials)
     app.before_request(_csrf_check)
     app.before_request(_session_locale)
     app.register_error_handler(CSRFError, _csrf_error)
@@ -130,25 +129,18 @@ def _resolve_actor() -> Actor | None:
     return None
 
 
-_ENVIRON_KEY = "sunbid.actor"
-
-
 def current_actor() -> Actor | None:
-    """The acting party of this request (``None`` when anonymous), resolved once.
-
-    A malformed, expired or revoked bearer token raises its ``DomainError`` (401).
-    The actor is cached on the request (and mirrored in ``g.actor``).
+    """The acting party of this request (``None`` when anonymous), resolved once into
+    ``g.actor``. A malformed, expired or revoked bearer token raises its ``DomainError``
+    (401). Tests may set ``g.actor`` in a ``before_request`` hook to act as anyone.
     """
-    environ = request.environ
-    if _ENVIRON_KEY not in environ:
-        environ[_ENVIRON_KEY] = _resolve_actor()
-        g.actor = environ[_ENVIRON_KEY]
-    return cast(Actor | None, environ[_ENVIRON_KEY])
+    if "actor" not in g:
+        g.actor = _resolve_actor()
+    return cast(Actor | None, g.actor)
 
 
 def forget_actor() -> None:
     """Drop the cached actor (after signing in or out within a request)."""
-    request.environ.pop(_ENVIRON_KEY, None)
     g.pop("actor", None)
 
 
@@ -160,13 +152,6 @@ def _fresh_request() -> None:
     g.pop("user_locale", None)
     g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
     flask_babel.refresh()
-
-
-def _resolve_api_credentials() -> None:
-    # A bad Authorization header is refused up front (401 invalid_token / token_expired /
-    # token_revoked), whatever scheme it names, before any view runs.
-    if _bearer_header() is not None and is_api_request():
-        current_actor()
 
 
 def is_api_request() -> bool:

@@ -99,10 +99,6 @@ def test_login_throttle_over_http(
     assert r.status_code == 201
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bidding/app.py _http_error must also read webargs' err.data['messages']['json']",
-)
 def test_malformed_json(client: FlaskClient) -> None:
     r = client.post(
         "/api/v1/auth/token", data="{not json", headers={"Content-Type": "application/json"}
