@@ -1789,3 +1789,18 @@ def registrations_of(actor: Actor | None, section: Section) -> list[Registration
         orgs = actor.organisations_with(Role.BIDDER_REP) if actor is not None else set()
         stmt = stmt.where(Registration.bidder_id.in_(orgs))
     return list(_session().scalars(stmt.order_by(Registration.registered_at, Registration.id)))
+
+
+def audit_trail(actor: Actor | None, section: Section) -> list[Any]:
+    """The section's audit events (见证记录), oldest first: managers and the center side."""
+    from bidding.core.audit import AuditEvent
+
+    if not (_is_manager(actor, section.project) or _is_center_side(actor, section.project)):
+        raise NotFound(_("请求的资源不存在或您无权查看。"))
+    return list(
+        _session().scalars(
+            select(AuditEvent)
+            .where(AuditEvent.object_type == "section", AuditEvent.object_id == str(section.id))
+            .order_by(AuditEvent.created_at, AuditEvent.id)
+        )
+    )
