@@ -72,3 +72,14 @@ def test_naive_datetime_refused() -> None:
 
     with pytest.raises(ValueError, match="naive"):
         column_type.process_bind_param(datetime(2026, 1, 1), sqlite.dialect())
+
+
+def test_sqlite_savepoint_rolls_back_inside_the_outer_transaction(sqlite_db: None) -> None:
+    with pytest.raises(RuntimeError), db.session_scope() as s:
+        nested = s.begin_nested()
+        s.add(_Widget(name="inner", price=Decimal("3")))
+        s.flush()
+        nested.commit()  # RELEASE SAVEPOINT must not commit the outer transaction
+        raise RuntimeError("outer fails")
+    with db.session_scope() as s:
+        assert s.scalars(select(_Widget)).all() == []
