@@ -86,6 +86,7 @@ from bidding.core.errors import (
     NotFound,
     RuleViolation,
 )
+from bidding.core.pagination import Page, paginate
 from bidding.core.roles import Actor, Role
 from bidding.core.signing_key import platform_key
 from bidding.core.states import transition
@@ -141,6 +142,8 @@ __all__ = [
     "get_bid",
     "get_upload",
     "my_bids",
+    "my_bids_page",
+    "section_bids_page",
     "start_upload",
     "upload_bid_stream",
     "withdraw_bid",
@@ -1265,6 +1268,33 @@ def my_bids(actor: Actor, section: Section | None = None) -> list[Bid]:
     if section is not None:
         stmt = stmt.where(Bid.section_id == section.id)
     return list(_session().scalars(stmt.order_by(Bid.committed_at.desc(), Bid.id)))
+
+
+def my_bids_page(
+    actor: Actor, *, cursor: str | None, limit: int, section: Section | None = None
+) -> Page[Bid]:
+    """:func:`my_bids` one page at a time (newest first)."""
+    orgs = actor.organisations_with(Role.BIDDER_REP)
+    stmt = select(Bid).where(Bid.bidder_id.in_(orgs))
+    if section is not None:
+        stmt = stmt.where(Bid.section_id == section.id)
+    return paginate(
+        _session(), stmt, (Bid.committed_at, Bid.id), cursor=cursor, limit=limit, descending=True
+    )
+
+
+def section_bids_page(
+    actor: Actor | None, section: Section, *, cursor: str | None, limit: int
+) -> Page[Bid]:
+    """The bids of ``section`` the actor may list: overseers every bid's metadata, a
+    bidder its own; anyone else ``forbidden`` (who bid is confidential, ZTBF 22)."""
+    stmt = select(Bid).where(Bid.section_id == section.id)
+    if not _is_overseer(actor, section):
+        orgs = actor.organisations_with(Role.BIDDER_REP) if actor is not None else set()
+        if not orgs:
+            raise Forbidden(_("投标截止前，投标人名单仅交易中心见证人员和监督人员可以查看。"))
+        stmt = stmt.where(Bid.bidder_id.in_(orgs))
+    return paginate(_session(), stmt, (Bid.committed_at, Bid.id), cursor=cursor, limit=limit)
 
 
 def bids_of_section(actor: Actor | None, section: Section) -> list[Bid]:

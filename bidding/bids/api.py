@@ -1,0 +1,311 @@
+"""The bids API: ``/api/v1/projects/{pid}/sections/{sid}/bids/…`` and ``/api/v1/bids/mine``.
+
+=========================================  ==============================================
+``POST   …/bids/uploads``                  start (or resume) a presigned multipart upload
+``PUT    …/bids/uploads/stream/{key}``     stream the envelope through the API (Content-
+                                           Length required, ``?sha256=``); ``key`` is the
+                                           client's upload key, so a retry is harmless
+``GET    …/bids/uploads/{id}``             the bidder's own upload session
+``DELETE …/bids/uploads/{id}``             abandon an upload (its object is deleted)
+``POST   …/bids``                          commit (``Idempotency-Key`` required)
+``GET    …/bids``                          bidder: its own; center staff/supervisor: all
+                                           (metadata only); others 403
+``GET    …/bids/status``                   the bidder's status for the section
+``GET    …/bids/{id}``                     one bid (owner or center staff/supervisor)
+``POST   …/bids/{id}/withdraw``            withdraw before the deadline
+``GET    …/bids/{id}/receipt``             the signed receipt (JSON file)
+``GET    …/bids/{id}/proof``               its inclusion proof (``?tree_size=``)
+``GET    /api/v1/bids/mine``               the bidder's bids in every section
+=========================================  ==============================================
+
+No endpoint returns a ciphertext, its storage key or a link to it: before the opening
+nobody — center staff included — can download a sealed bid (the opening domain adds that).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from apiflask import APIBlueprint
+from flask import Flask, Response, request
+from flask_babel import gettext as _
+
+from bidding.bids import schemas, services
+from bidding.bids.models import Bid, BidUpload
+from bidding.core.auth import current_actor, token_auth
+from bidding.core.errors import DomainError, ErrorCode
+from bidding.core.pagination import PageQuery, page_schema
+from bidding.core.roles import Actor
+from bidding.projects.models import Section
+from bidding.projects.services import get_section
+from crypto.canonical import canonical_json
+
+bp = APIBlueprint("bids_api", __name__, url_prefix="/api/v1", tag="Bids")
+
+BIDS = "/projects/<uuid:project_id>/sections/<uuid:section_id>/bids"
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+def _actor() -> Actor:
+    actor = current_actor()
+    assert actor is not None  # guaranteed by auth_required
+    return actor
+
+
+def _section(project_id: uuid.UUID, section_id: uuid.UUID) -> Section:
+    return get_section(current_actor(), project_id, section_id)
+
+
+def upload_dict(u: BidUpload) -> dict[str, Any]:
+    return {
+        "id": u.id,
+        "section_id": u.section_id,
+        "bidder_id": u.bidder_id,
+        "client_key": u.client_key,
+        "method": str(u.method),
+        "state": str(u.state),
+        "size": u.expected_size,
+        "sha256": u.expected_sha256,
+        "part_size": u.part_size,
+        "part_count": u.part_count,
+        "created_at": u.created_at,
+        "expires_at": u.expires_at,
+        "received_at": u.received_at,
+        "refusal_code": u.refusal_code,
+    }
+
+
+def bid_dict(b: Bid) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "section_id": b.section_id,
+        "bidder_id": b.bidder_id,
+        "bidder_name": b.bidder.name,
+        "bidder_credit_code": b.bidder.credit_code,
+        "submitted_by_id": b.submitted_by_id,
+        "state": str(b.state),
+        "is_current": b.is_current,
+        "ciphertext_sha256": b.ciphertext_sha256,
+        "ciphertext_size": b.ciphertext_size,
+        "ciphertext_deleted": b.ciphertext_deleted_at is not None,
+        "data_key_commitment": b.data_key_commitment,
+        "opening_key_fingerprint": b.opening_key_fingerprint,
+        "signer_key_id": b.signer_key_id,
+        "committed_at": b.committed_at,
+        "log_index": b.log_index,
+        "superseded_at": b.superseded_at,
+        "superseded_by_id": b.superseded_by_id,
+        "withdrawn_at": b.withdrawn_at,
+    }
+
+
+def _ticket_dict(ticket: services.UploadTicket) -> dict[str, Any]:
+    return {
+        "upload": upload_dict(ticket.upload),
+        "part_size": ticket.part_size,
+        "parts": [{"part_number": n, "url": url} for n, url in ticket.part_urls],
+        "done_parts": [
+            {"part_number": p.part_number, "etag": p.etag, "size": p.size}
+            for p in ticket.done_parts
+        ],
+        "url_expires_in": services.PART_URL_SECONDS,
+    }
+
+
+def commit_dict(result: services.CommitResult) -> dict[str, Any]:
+    return {
+        "bid": bid_dict(result.bid),
+        "receipt": result.bid.receipt,
+        "proof": result.proof.to_dict(),
+        "replayed": result.replayed,
+    }
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+@bp.post(f"{BIDS}/uploads")
+@bp.auth_required(token_auth)
+@bp.input(schemas.StartUploadIn, arg_name="data")
+@bp.output(schemas.UploadTicketOut, status_code=201)
+def start_upload(project_id: uuid.UUID, section_id: uuid.UUID, data: dict[str, Any]) -> Any:
+    """Start (or resume, with the same ``client_key``) a presigned multipart upload of the
+    sealed bid; returns the URLs of the parts still to send."""
+    section = _section(project_id, section_id)
+    ticket = services.start_upload(
+        _actor(),
+        section,
+        size=data["size"],
+        sha256=data["sha256"].lower(),
+        client_key=data["client_key"],
+    )
+    return _ticket_dict(ticket), 201
+
+
+@bp.put(f"{BIDS}/uploads/stream/<string:client_key>")
+@bp.auth_required(token_auth)
+@bp.input(schemas.StreamUploadQuery, location="query", arg_name="query")
+@bp.doc(
+    description="Body: the envelope bytes (application/octet-stream); Content-Length "
+    "is required. Up to SUNBID_BID_STREAM_MAX_MB (default 64 MiB); larger bids use the "
+    "multipart upload."
+)
+@bp.output(schemas.UploadOut, status_code=201)
+def stream_upload(
+    project_id: uuid.UUID, section_id: uuid.UUID, client_key: str, query: dict[str, Any]
+) -> Any:
+    """Stream the sealed bid through the platform into quarantine."""
+    section = _section(project_id, section_id)
+    length = request.content_length
+    if length is None:
+        raise DomainError(
+            _("请提供 Content-Length 请求头。"),
+            code=ErrorCode.BAD_REQUEST,
+            http_status=411,
+        )
+    upload = services.upload_bid_stream(
+        _actor(),
+        section,
+        request.stream,
+        length,
+        sha256=query["sha256"].lower(),
+        client_key=client_key,
+    )
+    return upload_dict(upload), 201
+
+
+@bp.get(f"{BIDS}/uploads/<uuid:upload_id>")
+@bp.auth_required(token_auth)
+@bp.output(schemas.UploadOut)
+def get_upload(project_id: uuid.UUID, section_id: uuid.UUID, upload_id: uuid.UUID) -> Any:
+    section = _section(project_id, section_id)
+    return upload_dict(services.get_upload(_actor(), section, upload_id))
+
+
+@bp.delete(f"{BIDS}/uploads/<uuid:upload_id>")
+@bp.auth_required(token_auth)
+@bp.output(schemas.UploadOut)
+def abort_upload(project_id: uuid.UUID, section_id: uuid.UUID, upload_id: uuid.UUID) -> Any:
+    section = _section(project_id, section_id)
+    upload = services.get_upload(_actor(), section, upload_id)
+    return upload_dict(services.abort_upload(_actor(), upload))
+
+
+# --------------------------------------------------------------------------- bids
+
+
+@bp.post(BIDS)
+@bp.auth_required(token_auth)
+@bp.input(schemas.CommitHeaders, location="headers", arg_name="headers")
+@bp.input(schemas.CommitIn, arg_name="data")
+@bp.output(schemas.CommitOut, status_code=201)
+def commit_bid(
+    project_id: uuid.UUID, section_id: uuid.UUID, data: dict[str, Any], headers: dict[str, Any]
+) -> Any:
+    """Commit the uploaded sealed bid with its signed manifest (递交投标文件).
+
+    Returns the bid, the signed receipt and its inclusion proof. A retry with the same
+    ``Idempotency-Key`` returns the first result (``replayed``: true)."""
+    section = _section(project_id, section_id)
+    actor = _actor()
+    upload = services.get_upload(actor, section, data["upload_id"])
+    result = services.commit_bid(
+        actor,
+        section,
+        upload,
+        manifest=data["manifest"],
+        signature=data["signature"],
+        certificate_chain=data["certificate_chain"],
+        client_key=headers["idempotency_key"],
+    )
+    response_headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    return commit_dict(result), 201, response_headers
+
+
+@bp.get(BIDS)
+@bp.auth_required(token_auth)
+@bp.input(PageQuery, location="query", arg_name="page")
+@bp.output(page_schema(schemas.BidOut))
+def list_bids(project_id: uuid.UUID, section_id: uuid.UUID, page: dict[str, Any]) -> Any:
+    """Bids of the section: a bidder sees its own; center staff and supervisors see every
+    bid's metadata (who bid is confidential before the opening); others get 403."""
+    section = _section(project_id, section_id)
+    result = services.section_bids_page(
+        current_actor(), section, cursor=page["cursor"], limit=page["limit"]
+    )
+    return {"items": [bid_dict(b) for b in result.items], "next_cursor": result.next_cursor}
+
+
+@bp.get(f"{BIDS}/status")
+@bp.auth_required(token_auth)
+@bp.output(schemas.StatusOut)
+def bid_status(project_id: uuid.UUID, section_id: uuid.UUID) -> Any:
+    section = _section(project_id, section_id)
+    status = services.bid_status(_actor(), section)
+    return {
+        "section_id": section.id,
+        "accepting": status.accepting,
+        "bid_deadline": section.bid_deadline,
+        "current": bid_dict(status.current) if status.current is not None else None,
+        "bids": [bid_dict(b) for b in status.bids],
+        "uploads": [upload_dict(u) for u in status.uploads],
+    }
+
+
+@bp.get(f"{BIDS}/<uuid:bid_id>")
+@bp.auth_required(token_auth)
+@bp.output(schemas.BidOut)
+def get_bid(project_id: uuid.UUID, section_id: uuid.UUID, bid_id: uuid.UUID) -> Any:
+    section = _section(project_id, section_id)
+    return bid_dict(services.get_bid(current_actor(), section, bid_id))
+
+
+@bp.post(f"{BIDS}/<uuid:bid_id>/withdraw")
+@bp.auth_required(token_auth)
+@bp.output(schemas.BidOut)
+def withdraw_bid(project_id: uuid.UUID, section_id: uuid.UUID, bid_id: uuid.UUID) -> Any:
+    """Withdraw the bid before the deadline (撤回)."""
+    section = _section(project_id, section_id)
+    bid = services.get_bid(_actor(), section, bid_id)
+    return bid_dict(services.withdraw_bid(_actor(), bid))
+
+
+@bp.get(f"{BIDS}/<uuid:bid_id>/receipt")
+@bp.auth_required(token_auth)
+@bp.doc(description="The receipt file: canonical JSON as crypto.receipt writes it.")
+@bp.output({}, content_type="application/json")
+def get_receipt(project_id: uuid.UUID, section_id: uuid.UUID, bid_id: uuid.UUID) -> Any:
+    section = _section(project_id, section_id)
+    bid = services.get_bid(current_actor(), section, bid_id)
+    return Response(
+        canonical_json(bid.receipt),
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="receipt-{bid.id}.json"'},
+    )
+
+
+@bp.get(f"{BIDS}/<uuid:bid_id>/proof")
+@bp.auth_required(token_auth)
+@bp.input(schemas.ProofQuery, location="query", arg_name="query")
+@bp.output(schemas.ProofOut)
+def get_proof(
+    project_id: uuid.UUID, section_id: uuid.UUID, bid_id: uuid.UUID, query: dict[str, Any]
+) -> Any:
+    """Inclusion proof of the acceptance event (default: in the receipt's tree head)."""
+    section = _section(project_id, section_id)
+    bid = services.get_bid(current_actor(), section, bid_id)
+    return services.bid_inclusion_proof(current_actor(), bid, query["tree_size"]).to_dict()
+
+
+@bp.get("/bids/mine")
+@bp.auth_required(token_auth)
+@bp.input(PageQuery, location="query", arg_name="page")
+@bp.output(page_schema(schemas.BidOut))
+def my_bids(page: dict[str, Any]) -> Any:
+    """The caller's organisations' bids in every section, newest first."""
+    result = services.my_bids_page(_actor(), cursor=page["cursor"], limit=page["limit"])
+    return {"items": [bid_dict(b) for b in result.items], "next_cursor": result.next_cursor}
