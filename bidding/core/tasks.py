@@ -103,9 +103,14 @@ def init_app(app: Flask) -> None:
 
     settings = settings_of(app)
     eager = settings.eager_tasks
+    broker_url = settings.broker_url or "memory://"
+    if celery.conf.get("broker_url") != broker_url:
+        # Re-pointed (tests build several apps in one process): drop the pooled
+        # connections and producers made for the previous broker.
+        _reset_broker_pools()
     celery.conf.update(
         flask_app=app,
-        broker_url=settings.broker_url or "memory://",
+        broker_url=broker_url,
         task_always_eager=eager,
         task_eager_propagates=True,
         beat_schedule={
@@ -113,6 +118,15 @@ def init_app(app: Flask) -> None:
         },
     )
     app.extensions["celery"] = celery
+
+
+def _reset_broker_pools() -> None:
+    pool = celery._pool
+    if pool is not None:
+        pool.force_close_all()
+    celery._pool = None
+    if "amqp" in celery.__dict__:
+        celery.amqp._producer_pool = None
 
 
 @worker_process_init.connect
