@@ -28,6 +28,7 @@ DOMAINS: tuple[str, ...] = (
     "bidding.core.pages",
     "bidding.projects",
     "bidding.bids",
+    "bidding.opening",
     "bidding.core.realtime",
 )
 

@@ -11,6 +11,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "bidding.core.idempotency",
     "bidding.projects.models",
     "bidding.bids.models",
+    "bidding.opening.models",
 )
 
 

@@ -1410,11 +1410,10 @@ def answer_objection(actor: Actor, objection: OpeningObjection, answer: str) -> 
     )
     if row.answer is not None:
         raise Conflict(_("该异议已答复。"), code=ErrorCode.OBJECTION_ALREADY_ANSWERED)
-    row.answer = _text(answer, _("答复内容"))
-    row.answered_by_id = actor.id
+    body = _text(answer, _("答复内容"))
     user = _session().get(User, actor.id)
     row.answered_by_name = (user.display_name if user is not None else "") or actor.username
-    row.answered_at = now()
+    row.answer, row.answered_by_id, row.answered_at = body, actor.id, now()
     _session().flush()
     record_event(
         actor, "opening.objection_answered", "opening_objection", row.id, {"session_id": session.id}
@@ -1473,3 +1472,74 @@ def hall_state(actor: Actor | None, section: Section) -> dict[str, Any]:
         state["my_share_index"] = cap.custodian.share_index
         state["my_share_released"] = cap.custodian.share_index in state["released_indices"]
     return state
+
+
+# =========================================================================== documents
+
+DOCUMENT_LINK_SECONDS = 300
+_DOCUMENT_SALT = "sunbid-opening-document"
+
+
+def _document_serializer() -> Any:
+    from itsdangerous import URLSafeTimedSerializer
+
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_DOCUMENT_SALT)
+
+
+def document_link(
+    actor: Actor, section: Section, result: OpeningResult, expires: int = DOCUMENT_LINK_SECONDS
+) -> tuple[str, int]:
+    """A short-lived link to a decrypted bid (解密后的投标文件).
+
+    The decrypted bid is kept encrypted at rest (its ciphertext, with the data key sealed
+    to the archive key); the link is signed, expires after ``expires`` seconds and is bound
+    to the result and the ciphertext hash; the platform decrypts while it streams. Until
+    the committee exists, center staff and supervisors of the section's center may ask.
+    Refusals: ``forbidden`` (403), ``opening_record_not_published`` (404: not opened yet,
+    or this bid was not decrypted).
+    """
+    cap = capacity_of(actor, section)
+    if cap is None or cap.kind not in {"center_staff", "supervisor"}:
+        raise Forbidden(
+            _("开标后仅交易中心工作人员和监督人员（及评标委员会）可以查阅解密后的投标文件。"),
+        )
+    if result.status is not ResultStatus.OPENED or section.state is SectionState.OPENING:
+        raise NotFound(
+            _("该投标文件尚未解密或开标记录尚未发布。"),
+            code=ErrorCode.OPENING_RECORD_NOT_PUBLISHED,
+        )
+    bid = _session().get(Bid, result.bid_id)
+    assert bid is not None
+    token = _document_serializer().dumps({"r": str(result.id), "h": bid.ciphertext_sha256})
+    record_event(actor, "opening.document_link_issued", "bid", bid.id, {"expires": expires})
+    return f"/opening/documents/{token}", expires
+
+
+def open_document(token: str, dst: Any, max_age: int = DOCUMENT_LINK_SECONDS) -> OpeningResult:
+    """Check a document link and write the decrypted bid to ``dst``.
+    Refusal: ``not_found`` (expired, forged, or no such result)."""
+    from itsdangerous import BadData
+
+    try:
+        data = _document_serializer().loads(token, max_age=max_age)
+        result = _session().get(OpeningResult, uuid.UUID(str(data["r"])))
+    except (BadData, KeyError, ValueError, TypeError):
+        result = None
+        data = {}
+    bid = _session().get(Bid, result.bid_id) if result is not None else None
+    if (
+        result is None
+        or bid is None
+        or result.archived_data_key is None
+        or data.get("h") != bid.ciphertext_sha256
+    ):
+        raise NotFound(_("链接无效或已过期。"))
+    data_key = vault.box(vault.ARCHIVE).open(result.archived_data_key, {"bid_id": str(bid.id)})
+    with get_storage().open(bid.storage_key) as src:
+        open_envelope(
+            cast(ReadableStream, src),
+            dst,
+            data_key=data_key,
+            expected_ciphertext_sha256=bytes.fromhex(bid.ciphertext_sha256),
+        )
+    return result
