@@ -20,9 +20,9 @@ class ErrorCode(StrEnum):
     MALFORMED_JSON = "malformed_json"
     VALIDATION_ERROR = "validation_error"
     NOT_SIGNED_IN = "not_signed_in"
-    INVALID_TOKEN = "invalid_token"
-    TOKEN_EXPIRED = "token_expired"
-    TOKEN_REVOKED = "token_revoked"
+    INVALID_TOKEN = "invalid_token"  # noqa: S105 - an error code, not a secret
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 - an error code, not a secret
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105 - an error code, not a secret
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -44,7 +44,7 @@ class ErrorCode(StrEnum):
     DUPLICATE_USERNAME = "duplicate_username"
     DUPLICATE_ORGANISATION = "duplicate_organisation"
     INVALID_ROLE = "invalid_role"
-    WEAK_PASSWORD = "weak_password"
+    WEAK_PASSWORD = "weak_password"  # noqa: S105 - an error code, not a secret
     DUPLICATE_CENTER = "duplicate_center"
     INVALID_PARTNERSHIP = "invalid_partnership"
     DUPLICATE_PARTNERSHIP = "duplicate_partnership"

@@ -129,7 +129,7 @@ def _reset_broker_pools() -> None:
         celery.amqp._producer_pool = None
 
 
-@worker_process_init.connect
+@worker_process_init.connect  # type: ignore[untyped-decorator]
 def _after_fork(**_: Any) -> None:
     # Never share pooled connections across a fork.
     db.dispose_engine()
@@ -205,7 +205,7 @@ def run_sweep(at: datetime | None = None) -> dict[str, int] | None:
         return results
 
 
-@celery.task(name="sunbid.sweep", base=AppContextTask)
+@celery.task(name="sunbid.sweep", base=AppContextTask)  # type: ignore[untyped-decorator]
 def sweep_task() -> dict[str, int] | None:
     """The beat-scheduled sweep; each handler runs in its own transaction."""
     return run_sweep()

@@ -279,7 +279,9 @@ def test_earlier_segment_relabelled_final(keys: dict[str, Any], sealed: tuple[by
     assert output == PLAINTEXT[:SEG]
 
 
-@pytest.mark.parametrize("tail", [b"\x00", b"garbage", bytes(range(7, 107))], ids=["nul", "text", "binary"])
+@pytest.mark.parametrize(
+    "tail", [b"\x00", b"garbage", bytes(range(7, 107))], ids=["nul", "text", "binary"]
+)
 def test_trailing_garbage_after_short_final(
     tail: bytes, keys: dict[str, Any], sealed: tuple[bytes, Any]
 ) -> None:
