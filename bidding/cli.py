@@ -70,8 +70,9 @@ def serve(host: str, port: int, debug: bool) -> None:
         clock = EmbeddedClock(app, settings.sweep_interval).start()
     click.echo(f"Sunbid serving on http://{host}:{port}/ (database: {settings.database_url})")
     try:
-        socketio.run(app, host=host, port=port, debug=debug, use_reloader=False,
-                     allow_unsafe_werkzeug=True)
+        socketio.run(
+            app, host=host, port=port, debug=debug, use_reloader=False, allow_unsafe_werkzeug=True
+        )
     finally:
         if clock:
             clock.stop()
@@ -173,6 +174,16 @@ def sweep() -> None:
     with app.app_context():
         result = run_sweep()
     click.echo(f"sweep: {result}")
+
+
+def _register_bid_client() -> None:
+    """``sunbid bid …``: the bidder's client (bidding/bids/client.py)."""
+    from bidding.bids.client import bid
+
+    main.add_command(bid)
+
+
+_register_bid_client()
 
 
 if __name__ == "__main__":
