@@ -730,6 +730,9 @@ def authenticate(
     if not ok:
         s.add(LoginAttempt(username=name, address=address, succeeded=False, at=at))
         s.flush()
+        # The failure that reaches the limit is already answered with 429, so the caller
+        # learns at once that further attempts (even the right password) wait.
+        _throttle(name, address, at, policy)
         raise InvalidCredentials(_("用户名或口令不正确。"))
     assert user is not None
     if not user.active:

@@ -337,10 +337,10 @@ def test_disabled_account(user: User, frozen_clock: Clock) -> None:
 
 
 def test_account_throttle(user: User, frozen_clock: Clock) -> None:
-    for _ in range(10):
+    for i in range(10):
         frozen_clock.move(timedelta(seconds=2))
         refused(
-            "invalid_credentials",
+            "invalid_credentials" if i < 9 else "too_many_attempts",  # the 10th reaches it
             services.authenticate,
             "tashi",
             "Wrong-pass-1",
@@ -387,7 +387,7 @@ def test_address_throttle(user: User, frozen_clock: Clock) -> None:
     policy = services.LoginPolicy(max_attempts=3, window=60)
     for i in range(9):  # 3 x 3 failures over different accounts from one address
         refused(
-            "invalid_credentials",
+            "invalid_credentials" if i < 8 else "too_many_attempts",
             services.authenticate,
             f"guess{i}",
             "Wrong-pass-1",
