@@ -47,7 +47,7 @@ test-fast: install
 
 # Benchmarks print ratios against a baseline measured in the same run; never timed tests.
 bench: install
-	$(PY) tests/bench/bench_crypto.py
+	@for f in tests/bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 lint: install
 	$(VENV)/bin/ruff check .

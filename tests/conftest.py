@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,3 +66,46 @@ def frozen_clock() -> Iterator[Clock]:
         yield clock
     finally:
         clock.unfreeze()
+
+
+#: Fixtures that mean "this test talks to a real service".
+SERVICE_FIXTURES = {
+    "postgres_url": "PostgreSQL",
+    "postgres_admin_url": "PostgreSQL",
+    "redis_url": "Redis",
+    "s3_server": "S3 server",
+    "s3_storage_url": "S3 server",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ())) & SERVICE_FIXTURES.keys()
+        if used and "integration" not in item.keywords:
+            item.add_marker(pytest.mark.integration)
+        for name in used:
+            item.user_properties.append(("service", SERVICE_FIXTURES[name]))
+        if "worker" in getattr(item, "fixturenames", ()) or "celery" in item.nodeid:
+            item.user_properties.append(("service", "Celery worker"))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say which real services the run exercised, so CI output shows nothing was skipped."""
+    tally: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            when = getattr(report, "when", "call")
+            if outcome == "passed" and when != "call":
+                continue
+            services = {v for k, v in getattr(report, "user_properties", ()) if k == "service"}
+            if "browser" in getattr(report, "keywords", {}):
+                services.add("Chromium")
+            for service in services:
+                tally.setdefault(service, {}).setdefault(outcome, 0)
+                tally[service][outcome] += 1
+    if not tally:
+        return
+    terminalreporter.section("real services exercised")
+    for service in sorted(tally):
+        counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(tally[service].items()))
+        terminalreporter.write_line(f"{service}: {counts}")
