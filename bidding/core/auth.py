@@ -171,6 +171,8 @@ def _session_locale() -> None:
 def _csrf_check() -> None:
     if request.method in _SAFE_METHODS:
         return
+    if request.routing_exception is not None:
+        return  # 404/405: nothing will run, let the routing error answer
     if not current_app.config.get("WTF_CSRF_ENABLED", True):
         return
     if _bearer_header() is not None:
