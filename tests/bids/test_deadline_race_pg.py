@@ -90,7 +90,7 @@ def step_clock(monkeypatch: pytest.MonkeyPatch) -> StepClock:
 
 
 def _waiting_on_locks(conn: Any) -> int:
-    return int(
+    count = int(
         conn.execute(
             text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
@@ -98,6 +98,22 @@ def _waiting_on_locks(conn: Any) -> int:
             )
         ).scalar()
     )
+    conn.rollback()  # pg_stat_activity is a snapshot kept until the transaction ends
+    return count
+
+
+def _stacks(threads: list[threading.Thread]) -> str:
+    """Where the worker threads are (for a failure message)."""
+    import sys
+    import traceback
+
+    frames = sys._current_frames()
+    out = []
+    for t in threads:
+        frame = frames.get(t.ident or -1)
+        if frame is not None:
+            out.append("".join(traceback.format_stack(frame)[-6:]))
+    return "\n---\n".join(sorted(set(out), key=out.count))
 
 
 def test_fifty_commits_straddling_the_deadline(pg_s3_app: Flask, step_clock: StepClock) -> None:
@@ -164,7 +180,7 @@ def test_fifty_commits_straddling_the_deadline(pg_s3_app: Flask, step_clock: Ste
                 assert not errors, errors
                 assert time.monotonic() < limit, (
                     f"only {waiting} commits wait on the section lock, {done} finished early: "
-                    f"{[r for r in results if r is not None][:3]}"
+                    f"{[r for r in results if r is not None][:3]}\n{_stacks(threads)}"
                 )
                 threading.Event().wait(0.02)
             assert done == 0, f"{done} commits ended before the lock: {results}"
