@@ -95,16 +95,20 @@ def db_upgrade(revision: str) -> None:
 
 @main.command()
 def demo() -> None:
-    """Seed the demo (idempotent): the Shigatse center, partners, one user per role."""
-    from bidding.accounts.demo import seed_demo
+    """Seed the demo (idempotent): the Shigatse center, partners, one user per role, and a
+    published tender with a section under review (bidding/demo.py)."""
+    from bidding.app import settings_of
     from bidding.core.db import session_scope
+    from bidding.demo import describe, seed
 
     app = _app()
     with app.app_context(), session_scope() as s:
-        logins = seed_demo(s)
+        result = seed(s, settings_of(app))
     click.echo("Demo logins (演示账号):")
-    for login in logins:
+    for login in result.logins:
         click.echo(f"  {login.role:<14} {login.username:<20} {login.password}")
+    for line in describe(result):
+        click.echo(line)
 
 
 @main.group()
