@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import select
 
@@ -55,8 +55,10 @@ def bid_by_id(bid_id: uuid.UUID) -> Bid | None:
     return db.get_session().get(Bid, bid_id)
 
 
-def read_price_sheet(path: Path, *, section: Section, bid: Bid) -> dict[str, Any]:
-    """The price sheet of the decrypted package at ``path`` as a JSON-able dict.
+def read_price_sheet(path: Path | IO[bytes], *, section: Section, bid: Bid) -> dict[str, Any]:
+    """The price sheet of the decrypted package at ``path`` (a file, or a seekable binary
+    stream such as :meth:`bidding.opening.pricesheet.PackageCapture.reader`) as a
+    JSON-able dict.
 
     Raises :class:`PriceSheetUnreadable` with the bids domain's code when the package or
     its price sheet is missing, malformed or names another section or bidder.

@@ -69,10 +69,18 @@ from bidding.opening.models import (
     ShareRelease,
     ShareStatus,
 )
+from bidding.opening.pricesheet import PackageCapture, PlaintextGap, plaintext_size_of
 from bidding.projects.models import MIN_BIDS_TO_OPEN, Section, SectionCustodian, SectionState
 from bidding.projects.services import fail_section, opening_ceremony
 from crypto.canonical import format_utc
-from crypto.envelope import ReadableStream, check_data_key, open_envelope, read_header
+from crypto.envelope import (
+    OpenResult,
+    ReadableStream,
+    check_data_key,
+    open_envelope,
+    read_header,
+    unwrap_data_key,
+)
 from crypto.envelope_errors import CiphertextHashMismatchError, EnvelopeError
 from crypto.errors import CryptoError
 from crypto.pki import load_x25519_private_key_pem
@@ -951,12 +959,19 @@ class _Replay:
 def _key_for(
     result: OpeningResult, session: OpeningSession, section: Section
 ) -> tuple[str, Any] | None:
-    """("quorum", opening private key) or ("self", data key), or None if not openable yet."""
+    """("quorum", opening private key) or ("self", data key), or None if not openable yet.
+
+    The opening key is rebuilt from the vault-sealed shares once per worker process and
+    session and kept in memory only (:func:`bidding.opening.vault.opening_key`)."""
     if session.shares_received >= session.k:
+
+        def rebuild() -> Any:
+            return combine_shares(_load_shares(session, section), opening_ceremony(section))
+
         try:
-            shares = _load_shares(session, section)
-            ceremony = opening_ceremony(section)
-            return "quorum", combine_shares(shares, ceremony)
+            return "quorum", vault.opening_key(
+                session.id, int(session.shares_received), rebuild, vault.key_cache_seconds()
+            )
         except (CryptoError, OSError, ValueError) as exc:
             raise PlatformKeyFailure(
                 str(getattr(exc, "code", "platform_key_failed")),
@@ -992,6 +1007,67 @@ def _tmp_root() -> Path:
     return root
 
 
+def _decrypt(
+    bid: Bid, section: Section, via: str, secret: Any, sink: Any | None = None
+) -> tuple[OpenResult, bytes, Any]:
+    """One streaming pass: GET the ciphertext, recover the data key from its header, open
+    the envelope (commitment, header MAC, every segment and the SHA-256 of the stored
+    bytes against the signed manifest) into ``sink`` — by default a
+    :class:`~bidding.opening.pricesheet.PackageCapture` sized from the signed ciphertext
+    size. Returns (open result, data key, sink)."""
+    with get_storage().open(bid.storage_key) as raw:
+        src = _Replay(raw)
+        header = read_header(src)
+        data_key = unwrap_data_key(header, secret) if via == "quorum" else bytes(secret)
+        src.rewind()
+        if sink is None:
+            sink = PackageCapture(
+                plaintext_size_of(bid.ciphertext_size, header.size, header.segment_size)
+            )
+        opened = open_envelope(
+            src,
+            sink,
+            data_key=data_key,
+            expected_ciphertext_sha256=bytes.fromhex(bid.ciphertext_sha256),
+            expected_key_commitment=bytes.fromhex(bid.data_key_commitment),
+            expected_context={
+                "section_id": str(section.id),
+                "opening_key_fingerprint": section.opening_key_fingerprint or "",
+            },
+        )
+    return opened, data_key, sink
+
+
+def _sheet_from_file(bid: Bid, section: Section, via: str, secret: Any) -> dict[str, Any]:
+    """Fallback for a package whose price sheet or central directory lies outside what the
+    capture keeps: decrypt again into a private temporary file and read it from there."""
+    log.info("bid %s: price sheet not in the captured head/tail, reading a full copy", bid.id)
+    workdir = Path(tempfile.mkdtemp(prefix="opening-", dir=_tmp_root()))
+    plain = workdir / "bid.zip"
+    try:
+        with plain.open("wb") as dst:
+            _decrypt(bid, section, via, secret, dst)
+        return bids_port.read_price_sheet(plain, section=section, bid=bid)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _read_sheet(
+    capture: PackageCapture, bid: Bid, section: Section, via: str, secret: Any
+) -> dict[str, Any]:
+    """The price sheet from the captured plaintext (the bids domain's reader, unchanged),
+    or — if that reader needed bytes the capture did not keep — from a full copy."""
+    try:
+        sheet = bids_port.read_price_sheet(capture.reader(), section=section, bid=bid)
+    except (PlaintextGap, PriceSheetUnreadable):
+        if not capture.missed:
+            raise
+    else:
+        if not capture.missed:
+            return sheet
+    return _sheet_from_file(bid, section, via, secret)
+
+
 def _attempt(
     result: OpeningResult, session: OpeningSession, section: Section, bid: Bid
 ) -> Outcome | None:
@@ -1003,53 +1079,28 @@ def _attempt(
     if key is None:
         return None
     via, secret = key
-    workdir = Path(tempfile.mkdtemp(prefix="opening-", dir=_tmp_root()))
-    plain = workdir / "bid.zip"
     try:
+        opened, data_key, capture = _decrypt(bid, section, via, secret)
         try:
-            with get_storage().open(bid.storage_key) as raw, plain.open("wb") as dst:
-                src = _Replay(raw)
-                header = read_header(src)
-                if via == "quorum":
-                    from crypto.envelope import unwrap_data_key
-
-                    data_key = unwrap_data_key(header, secret)
-                else:
-                    data_key = bytes(secret)
-                src.rewind()
-                opened = open_envelope(
-                    src,
-                    dst,
-                    data_key=data_key,
-                    expected_ciphertext_sha256=bytes.fromhex(bid.ciphertext_sha256),
-                    expected_key_commitment=bytes.fromhex(bid.data_key_commitment),
-                    expected_context={
-                        "section_id": str(section.id),
-                        "opening_key_fingerprint": section.opening_key_fingerprint or "",
-                    },
-                )
-        except (CryptoError, DomainError) as exc:
-            matches = None
-            if isinstance(exc, EnvelopeError) and not isinstance(exc, CiphertextHashMismatchError):
-                matches = _stored_matches(bid)
-            status, evidence = classify_failure(exc, stored_matches_signed=matches)
-            evidence["via"] = via
-            return Outcome(status, evidence, opened_via=via)
-        try:
-            sheet = bids_port.read_price_sheet(plain, section=section, bid=bid)
+            sheet = _read_sheet(capture, bid, section, via, secret)
         except PriceSheetUnreadable as exc:
             status, evidence = classify_failure(exc)
             evidence["via"] = via
             return Outcome(status, evidence, opened_via=via)
-        return Outcome(
-            ResultStatus.OPENED,
-            price_sheet=sheet,
-            plaintext_size=opened.plaintext_size,
-            data_key=data_key,
-            opened_via=via,
-        )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    except (CryptoError, DomainError) as exc:
+        matches = None
+        if isinstance(exc, EnvelopeError) and not isinstance(exc, CiphertextHashMismatchError):
+            matches = _stored_matches(bid)
+        status, evidence = classify_failure(exc, stored_matches_signed=matches)
+        evidence["via"] = via
+        return Outcome(status, evidence, opened_via=via)
+    return Outcome(
+        ResultStatus.OPENED,
+        price_sheet=sheet,
+        plaintext_size=opened.plaintext_size,
+        data_key=data_key,
+        opened_via=via,
+    )
 
 
 def _finish(
@@ -1099,13 +1150,21 @@ def decrypt_result(result_id: uuid.UUID) -> OpeningResult | None:
     complete the opening when it was the last bid. Idempotent: a finished result is
     returned unchanged; a result that cannot be opened yet is left pending."""
     s = _session()
-    result = s.get(OpeningResult, result_id)
-    if result is None or result.status is not ResultStatus.PENDING:
+    # one round trip for everything the attempt reads (the relationships then resolve
+    # from the identity map): the result, its session, section, bid and bidder
+    row = s.execute(
+        select(OpeningResult, OpeningSession, Section, Bid, Organisation)
+        .join(OpeningSession, OpeningSession.id == OpeningResult.session_id)
+        .join(Section, Section.id == OpeningSession.section_id)
+        .join(Bid, Bid.id == OpeningResult.bid_id)
+        .join(Organisation, Organisation.id == Bid.bidder_id)
+        .where(OpeningResult.id == result_id)
+    ).one_or_none()
+    if row is None:
+        return s.get(OpeningResult, result_id)
+    result, session, section, bid, _bidder = row
+    if result.status is not ResultStatus.PENDING:
         return result
-    session = result.session
-    section = s.get(Section, session.section_id)
-    bid = s.get(Bid, result.bid_id)
-    assert section is not None and bid is not None
     outcome = _attempt(result, session, section, bid)
     if outcome is None:
         return result
@@ -1244,10 +1303,16 @@ def complete_opening(actor: Actor | None, session: OpeningSession) -> OpeningSes
     section = _lock_section(s.get(Section, session.section_id))  # type: ignore[arg-type]
     at = now()
     bids = {b.id: b for b in s.scalars(select(Bid).where(Bid.section_id == section.id))}
+    orgs = {
+        o.id: o
+        for o in s.scalars(
+            select(Organisation).where(Organisation.id.in_({r.bidder_id for r in session.results}))
+        )
+    }
     records = []
     for result in session.results:
         bid = bids[result.bid_id]
-        org = s.get(Organisation, result.bidder_id)
+        org = orgs.get(result.bidder_id)
         row = result_view(result)
         row.update(
             {
@@ -1304,6 +1369,7 @@ def complete_opening(actor: Actor | None, session: OpeningSession) -> OpeningSes
     for result in session.results:
         result.sealed_handover_key = None
     section_previous = transition(section, SectionState.OPENED)
+    vault.forget_opening_key(session.id)  # this process's copy; the others expire
     s.flush()
     record_event(
         actor,

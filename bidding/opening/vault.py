@@ -22,8 +22,13 @@ anyway. What the design keeps:
   the vault never holds a share while bids are still sealed by law (DZ20 26–28);
 * a database dump alone (backups, replicas, a leaked read-only account) reveals no share,
   no key: the vault key lives with the workers, not in the database;
-* the reconstructed opening private key is never written anywhere: it exists in the memory
-  of one decryption task for the time of one bid;
+* the reconstructed opening private key is never written anywhere (no file, no database
+  row, no task message, no log): it is rebuilt in the memory of a decryption worker
+  process and kept there only while that section's bids are being decrypted —
+  :func:`opening_key` caches it per process and per session for at most
+  ``SUNBID_OPENING_KEY_CACHE_SECONDS`` (default 600) after its last use, and drops it
+  when the opening completes in that process (so 200 bids cost one reconstruction per
+  worker process, not 200 vault unwraps and combinations);
 * the shares are erased (NULLed, audit event) at completion; the ciphertext stays as the
   at-rest form of the plaintext, readable through the archive key only.
 
@@ -36,6 +41,10 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +65,11 @@ _SEGMENT = 1024
 
 _lock = threading.Lock()
 _cache: dict[Path, X25519PrivateKey] = {}
+
+#: Reconstructed opening keys of this process: (session id, valid shares) → (expiry, key).
+_opening_keys: OrderedDict[tuple[uuid.UUID, int], tuple[float, X25519PrivateKey]] = OrderedDict()
+_OPENING_KEYS_MAX = 4
+DEFAULT_KEY_CACHE_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -134,7 +148,61 @@ def box(name: str, settings: Settings | None = None) -> PlatformBox:
     return PlatformBox(name, _load(settings, name))
 
 
+def key_cache_seconds(settings: Settings | None = None) -> float:
+    """*setting* ``SUNBID_OPENING_KEY_CACHE_SECONDS`` (default 600; 0 = rebuild the
+    opening key for every bid)."""
+    if settings is None:
+        settings = current_app.extensions["sunbid_settings"]
+    assert settings is not None
+    try:
+        return max(0.0, float(settings.extra.get("opening_key_cache_seconds", "")))
+    except ValueError:
+        return DEFAULT_KEY_CACHE_SECONDS
+
+
+def opening_key(
+    session_id: uuid.UUID,
+    shares: int,
+    rebuild: Callable[[], X25519PrivateKey],
+    ttl: float,
+) -> X25519PrivateKey:
+    """The opening private key of a session, rebuilt by ``rebuild`` (vault-sealed shares →
+    combined key) at most once per process while it is in use.
+
+    Keyed by the session and its count of valid shares (shares are only ever added, and
+    any ``k`` valid ones give the same key, checked against the published public key by
+    ``combine_shares``). An entry lives ``ttl`` seconds after its last use; at most
+    :data:`_OPENING_KEYS_MAX` sessions are held; a failing ``rebuild`` caches nothing.
+    """
+    key = (session_id, shares)
+    at = time.monotonic()
+    with _lock:
+        for stale in [k for k, (expiry, _) in _opening_keys.items() if expiry <= at]:
+            del _opening_keys[stale]
+        hit = _opening_keys.get(key)
+        if hit is not None:
+            _opening_keys[key] = (at + ttl, hit[1])
+            _opening_keys.move_to_end(key)
+            return hit[1]
+    private = rebuild()
+    if ttl > 0:
+        with _lock:
+            _opening_keys[key] = (at + ttl, private)
+            _opening_keys.move_to_end(key)
+            while len(_opening_keys) > _OPENING_KEYS_MAX:
+                _opening_keys.popitem(last=False)
+    return private
+
+
+def forget_opening_key(session_id: uuid.UUID | None = None) -> None:
+    """Drop this process's cached opening key of ``session_id`` (all when None)."""
+    with _lock:
+        for key in [k for k in _opening_keys if session_id is None or k[0] == session_id]:
+            del _opening_keys[key]
+
+
 def forget_cached_keys() -> None:
-    """Tests: drop loaded keys (e.g. to simulate a lost key file)."""
+    """Tests: drop loaded keys (e.g. to simulate a lost key file) and opening keys."""
     with _lock:
         _cache.clear()
+        _opening_keys.clear()
