@@ -9,9 +9,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import datetime
+from typing import Any
 
+from celery.signals import worker_init
 from flask import Flask
 
 from bidding.core.tasks import celery, register_sweep
@@ -23,6 +26,26 @@ def decrypt_bid(result_id: str) -> str | None:
     """Decrypt one bid; returns its status (or None when it cannot be opened yet)."""
     result = services.decrypt_result(uuid.UUID(result_id))
     return None if result is None else str(result.status)
+
+
+@worker_init.connect  # type: ignore[untyped-decorator]
+def prepare_worker(**_: Any) -> None:
+    """In the worker's main process, before the pool forks: configure the ORM mappers,
+    load the database driver (the engine itself is made again in each pool process) and
+    import what the decryption imports lazily, so that no pool process pays for it — about
+    half a second — on its first bid of an opening."""
+    import zipfile  # noqa: F401
+
+    from cryptography.hazmat.backends.openssl import backend  # noqa: F401
+    from sqlalchemy.orm import configure_mappers
+
+    import bidding.bids.package
+    import bidding.core.realtime  # noqa: F401
+    from bidding.core import db
+
+    configure_mappers()
+    with contextlib.suppress(RuntimeError):  # no database configured: nothing to load
+        db.get_engine()  # imports the DBAPI module; connects nothing
 
 
 @register_sweep("opening.start_due_openings")
