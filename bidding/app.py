@@ -9,7 +9,7 @@ from typing import Any
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
 from flask import Flask, Response, g, has_request_context, render_template, request
-from flask_babel import Babel
+from flask_babel import Babel, gettext
 from werkzeug.exceptions import HTTPException
 
 from bidding.config import Settings
@@ -137,7 +137,9 @@ def _install_transaction_wrapper(app: Flask) -> None:
             except Exception:
                 s.rollback()
                 log.exception("commit failed")
-                return _json_error(ErrorCode.INTERNAL_ERROR, "服务器内部错误，请稍后重试。", 500)
+                return _json_error(
+                    ErrorCode.INTERNAL_ERROR, gettext("服务器内部错误，请稍后重试。"), 500
+                )
         else:
             s.rollback()
         return response

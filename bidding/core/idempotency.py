@@ -35,6 +35,7 @@ from apiflask import Schema
 from apiflask.fields import String
 from apiflask.validators import Length
 from flask import Response, request
+from flask_babel import gettext as _
 from sqlalchemy import Integer, UniqueConstraint, select
 from sqlalchemy import String as SAString
 from sqlalchemy.exc import IntegrityError
@@ -100,7 +101,7 @@ def request_hash(method: str, path: str, body: bytes) -> str:
 
 def _key_reused() -> RuleViolation:
     return RuleViolation(
-        "该幂等键已用于另一个不同内容的请求，请为新请求使用新的 Idempotency-Key。",
+        _("该幂等键已用于另一个不同内容的请求，请为新请求使用新的 Idempotency-Key。"),
         code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
     )
 
@@ -116,7 +117,7 @@ def begin(
     """
     if not key or len(key) > MAX_KEY_LENGTH:
         raise RuleViolation(
-            f"Idempotency-Key 长度须为 1 到 {MAX_KEY_LENGTH} 个字符。",
+            _("Idempotency-Key 长度须为 1 到 %(n)s 个字符。", n=MAX_KEY_LENGTH),
             code=ErrorCode.VALIDATION_ERROR,
         )
     stmt = select(IdempotencyRecord).where(
@@ -137,7 +138,7 @@ def begin(
         except IntegrityError:
             session.rollback()
             raise Conflict(
-                "相同 Idempotency-Key 的请求正在处理中，请稍后重试。",
+                _("相同 Idempotency-Key 的请求正在处理中，请稍后重试。"),
                 code=ErrorCode.IDEMPOTENCY_KEY_IN_PROGRESS,
             ) from None
         return record, False
@@ -145,7 +146,7 @@ def begin(
         raise _key_reused()
     if found.response_status is None:
         raise Conflict(
-            "相同 Idempotency-Key 的请求正在处理中，请稍后重试。",
+            _("相同 Idempotency-Key 的请求正在处理中，请稍后重试。"),
             code=ErrorCode.IDEMPOTENCY_KEY_IN_PROGRESS,
         )
     return found, True

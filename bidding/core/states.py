@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from flask_babel import gettext as _
 from sqlalchemy import Enum
 
 from bidding.core.errors import ErrorCode, InvalidTransition
@@ -79,7 +80,12 @@ def transition(obj: Stateful, target: S, *, message: str | None = None) -> S:
     allowed = allowed_targets(obj)
     if target not in allowed:
         raise InvalidTransition(
-            message or f"当前状态（{current}）下不能进行该操作（目标状态：{target}）。",
+            message
+            or _(
+                "当前状态（%(current)s）下不能进行该操作（目标状态：%(target)s）。",
+                current=str(current),
+                target=str(target),
+            ),
             code=ErrorCode.INVALID_TRANSITION,
             details={
                 "object_type": type(obj).__name__,

@@ -22,6 +22,7 @@ from apiflask.fields import (
     String,
 )
 from apiflask.validators import Length, OneOf, Range
+from flask_babel import gettext as _
 from marshmallow import ValidationError, fields
 
 from bidding.core.clock import isoformat_z
@@ -53,7 +54,7 @@ class UTCDateTime(DateTime):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         result = super()._deserialize(value, attr, data, **kwargs)
         if result.tzinfo is None:
-            raise ValidationError("时间须带时区，例如 2026-12-20T09:30:00+08:00 或 …Z。")
+            raise ValidationError(_("时间须带时区，例如 2026-12-20T09:30:00+08:00 或 …Z。"))
         return result
 
 
@@ -74,13 +75,13 @@ class MoneyField(fields.Field):  # type: ignore[type-arg]
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Decimal:
         if not isinstance(value, str):
-            raise ValidationError('金额须为字符串，例如 "50000.00"（单位：元）。')
+            raise ValidationError(_('金额须为字符串，例如 "50000.00"（单位：元）。'))
         try:
             amount = Decimal(value.strip())
         except ArithmeticError:
-            raise ValidationError("金额格式不正确。") from None
+            raise ValidationError(_("金额格式不正确。")) from None
         if not amount.is_finite() or amount.as_tuple().exponent < -2:  # type: ignore[operator]
-            raise ValidationError("金额最多保留两位小数。")
+            raise ValidationError(_("金额最多保留两位小数。"))
         return amount.quantize(Decimal("0.01"))
 
 

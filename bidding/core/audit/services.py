@@ -14,6 +14,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol
 
+from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -325,7 +326,7 @@ def latest_tree_head(session: Session) -> AuditTreeHead | None:
 def event_by_id(session: Session, event_id: uuid.UUID) -> AuditEvent:
     event = session.get(AuditEvent, event_id)
     if event is None:
-        raise NotFound("审计事件不存在。", details={"event_id": str(event_id)})
+        raise NotFound(_("审计事件不存在。"), details={"event_id": str(event_id)})
     return event
 
 
@@ -377,12 +378,12 @@ def inclusion_proof_for(
     sequenced.
     """
     if (leaf_index is None) == (event_id is None):
-        raise _range_error("请指定 leaf_index 或 event_id 之一。")
+        raise _range_error(_("请指定 leaf_index 或 event_id 之一。"))
     if event_id is not None:
         event = event_by_id(session, event_id)
         if event.leaf_index is None:
             raise Conflict(
-                "该事件尚未记入日志，请稍后重试。",
+                _("该事件尚未记入日志，请稍后重试。"),
                 code=ErrorCode.AUDIT_EVENT_PENDING,
                 details={"event_id": str(event_id)},
             )
@@ -391,9 +392,11 @@ def inclusion_proof_for(
     signed = _signed_size(session)
     size = signed if tree_size is None else tree_size
     if not 0 < size <= signed:
-        raise _range_error("树大小超出已签名的日志范围。", tree_size=size, signed_tree_size=signed)
+        raise _range_error(
+            _("树大小超出已签名的日志范围。"), tree_size=size, signed_tree_size=signed
+        )
     if not 0 <= leaf_index < size:
-        raise _range_error("叶子序号超出树的范围。", leaf_index=leaf_index, tree_size=size)
+        raise _range_error(_("叶子序号超出树的范围。"), leaf_index=leaf_index, tree_size=size)
     source = DbLeafSource(session)
     proof = merkle.inclusion_proof_from(leaf_index, size, source)
     return leaf_index, size, source.leaf_hashes(leaf_index, leaf_index + 1)[0], proof
@@ -405,7 +408,7 @@ def consistency_proof_between(session: Session, first: int, second: int) -> list
     signed = _signed_size(session)
     if not 0 < first <= second <= signed:
         raise _range_error(
-            "需满足 1 ≤ first ≤ second ≤ 已签名的树大小。",
+            _("需满足 1 ≤ first ≤ second ≤ 已签名的树大小。"),
             first=first,
             second=second,
             signed_tree_size=signed,

@@ -34,6 +34,8 @@ from enum import StrEnum
 from pathlib import PurePath
 from typing import IO, Any
 
+from flask_babel import gettext as _
+
 from bidding.core.errors import ErrorCode, PayloadTooLarge, RuleViolation
 
 __all__ = [
@@ -90,8 +92,10 @@ class Clause:
 
 def _unsupported(filename: str, content_type: str | None) -> RuleViolation:
     return RuleViolation(
-        "不支持该文件类型，请上传 .docx、.pdf、.txt 或 .md 格式的招标文件"
-        "（.doc 文件请先另存为 .docx）。",
+        _(
+            "不支持该文件类型，请上传 .docx、.pdf、.txt 或 .md 格式的招标文件"
+            "（.doc 文件请先另存为 .docx）。"
+        ),
         code=ErrorCode.UNSUPPORTED_DOCUMENT_TYPE,
         details={"filename": filename, "content_type": content_type or ""},
     )
@@ -99,7 +103,7 @@ def _unsupported(filename: str, content_type: str | None) -> RuleViolation:
 
 def _unreadable(filename: str, reason: str) -> RuleViolation:
     return RuleViolation(
-        "文件已损坏、已加密或无法读取，请检查后重新上传。",
+        _("文件已损坏、已加密或无法读取，请检查后重新上传。"),
         code=ErrorCode.DOCUMENT_UNREADABLE,
         details={"filename": filename, "reason": reason},
     )
@@ -107,7 +111,7 @@ def _unreadable(filename: str, reason: str) -> RuleViolation:
 
 def _too_large(filename: str, limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
-        "招标文件文字内容过多，超出审查上限，请拆分后上传。",
+        _("招标文件文字内容过多，超出审查上限，请拆分后上传。"),
         details={"filename": filename, "max_chars": limit},
     )
 

@@ -9,6 +9,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+
 from bidding.core.clock import SHANGHAI
 from bidding.core.errors import ErrorCode, RuleViolation
 
@@ -31,9 +33,9 @@ class SubjectType(StrEnum):
 
 
 SUBJECT_LABELS = {
-    SubjectType.WORKS: "工程",
-    SubjectType.GOODS: "货物",
-    SubjectType.SERVICES: "服务",
+    SubjectType.WORKS: _l("工程"),
+    SubjectType.GOODS: _l("货物"),
+    SubjectType.SERVICES: _l("服务"),
 }
 
 

@@ -299,7 +299,7 @@ def validate_amendment(
         ErrorCode.AMENDMENT_CHANGES_SUBJECT,
         _(
             "对已发出的招标文件进行澄清或者修改，不得改变%(what)s；如需改变，应当重新组织采购。",
-            what="和".join(what),
+            what=_("和").join(what),
         ),
         changes_subject=changes_subject,
         changes_qualifications=changes_qualifications,
