@@ -88,7 +88,13 @@ def test_worker_runs_the_sweep_that_sequences_left_over_events(
     with db.session_scope():
         tasks.enqueue(tasks.sweep_task)
 
-    deadline = time.monotonic() + 90
+    # A loaded machine can take a while to start the worker: wait for it, then for the task.
+    log_path = tmp_path / "worker.log"
+    ready_by = time.monotonic() + 180
+    while "ready." not in log_path.read_text() and time.monotonic() < ready_by:
+        assert worker.poll() is None, log_path.read_text()
+        time.sleep(0.5)
+    deadline = time.monotonic() + 120
     index = None
     while time.monotonic() < deadline:
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()
