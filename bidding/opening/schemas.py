@@ -64,15 +64,18 @@ class BidResultOut(Schema):
     failure = Nested(FailureOut, allow_none=True)
 
 
-class ObjectionIn(Schema):
+# Names unique across the whole API (the projects domain has its own ObjectionIn, AnswerIn,
+# ObjectionOut and ObjectionList for objections to the tender documents): the OpenAPI
+# components are keyed by class name, and a clash becomes "ObjectionOut1".
+class OpeningObjectionIn(Schema):
     text = String(required=True, validate=Length(min=5, max=2000))
 
 
-class AnswerIn(Schema):
+class OpeningAnswerIn(Schema):
     answer = String(required=True, validate=Length(min=5, max=2000))
 
 
-class ObjectionOut(Schema):
+class OpeningObjectionOut(Schema):
     id = String()
     bidder_name = String()
     text = String()
@@ -82,8 +85,26 @@ class ObjectionOut(Schema):
     answered_at = String(allow_none=True)
 
 
-class ObjectionList(Schema):
-    items = List(Nested(ObjectionOut))
+# APIFlask 3.1 registers a schema class twice (``X`` and ``X1``, with a warning) when it is
+# both nested and a top-level body; nested uses get subclasses of their own.
+class OpeningObjectionItem(OpeningObjectionOut):
+    pass
+
+
+class SignInItem(SignInOut):
+    pass
+
+
+class BidResultItem(BidResultOut):
+    pass
+
+
+class OpeningObjectionList(Schema):
+    items = List(Nested(OpeningObjectionItem))
+
+
+ObjectionIn, AnswerIn = OpeningObjectionIn, OpeningAnswerIn
+ObjectionOut, ObjectionList = OpeningObjectionOut, OpeningObjectionList
 
 
 class OpeningOut(Schema):
@@ -102,9 +123,9 @@ class OpeningOut(Schema):
     record_sha256 = String(allow_none=True)
     progress = Dict()
     released_indices = List(Integer())
-    signed_in = List(Nested(SignInOut))
-    objections = List(Nested(ObjectionOut))
-    bids = List(Nested(BidResultOut))
+    signed_in = List(Nested(SignInItem))
+    objections = List(Nested(OpeningObjectionItem))
+    bids = List(Nested(BidResultItem))
     my_share_index = Integer()
     my_share_released = Boolean()
 

@@ -337,8 +337,12 @@ class FindingList(Schema):
     items = List(Nested(FindingItem), required=True)
 
 
+class ReviewedSection(SectionOut):
+    pass
+
+
 class ReviewOut(Schema):
-    section = Nested(SectionOut, required=True)
+    section = Nested(ReviewedSection, required=True)
     findings = List(Nested(FindingItem), required=True)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import build_app, make_settings
@@ -35,9 +36,12 @@ def test_healthz_degraded_when_storage_is_down(tmp_path: Path) -> None:
         db.dispose_engine()
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # "<Schema> has already been added to the spec"
 def test_openapi_document_is_openapi_3_and_complete(client: FlaskClient) -> None:
     spec = client.get("/api/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
+    renamed = [n for n in spec["components"]["schemas"] if re.fullmatch(r".*[A-Za-z]\d+", n)]
+    assert not renamed, f"schemas registered twice or clashing by name: {renamed}"
     assert spec["paths"]
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
