@@ -31,6 +31,7 @@ stopped half-way is completed by the next one.
 from __future__ import annotations
 
 import io
+import json
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -99,6 +100,8 @@ class DemoResult:
     custodian_keys: dict[str, Path] = field(default_factory=dict)
     bidder_key: Path | None = None
     bidder_certificate: Path | None = None
+    bidder_price_sheet: Path | None = None
+    bidder_documents: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
 
@@ -157,6 +160,31 @@ def _bidder_files(folder: Path, org: Organisation, settings: Settings) -> tuple[
     _write_private(key_path, issued.key_pem)
     cert_path.write_bytes(issued.certificate_pem)
     return key_path, cert_path
+
+
+def _bid_files(folder: Path, section: Section, org: Organisation) -> tuple[Path, Path]:
+    """A sample price sheet (开标一览表) for the published section and a bid document
+    folder, for trying ``sunbid bid seal`` (written once; left alone afterwards)."""
+    sheet, documents = folder / "price_sheet.json", folder / "bid"
+    if not sheet.exists():
+        data = {
+            "type": "sunbid.price-sheet",
+            "version": 1,
+            "section_id": str(section.id),
+            "bidder_credit_code": org.credit_code,
+            "bidder_name": org.name,
+            "total_price": "31860000.00",
+            "currency": "CNY",
+            "duration_days": 520,
+            "quality": "合格",
+        }
+        sheet.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    if not documents.exists():
+        documents.mkdir(parents=True)
+        (documents / "技术标.md").write_text(
+            "# 施工组织设计\n\n一、工程概况\n二、施工部署与进度计划（520 日历天）\n", "utf-8"
+        )
+    return sheet, documents
 
 
 # --------------------------------------------------------------------------- documents
@@ -451,6 +479,7 @@ def seed(session: Session, settings: Settings) -> DemoResult:
         services.submit_for_review(manager, second)
 
     bidder_key, bidder_cert = _bidder_files(folder / "bidder", bidder_org, settings)
+    sheet, documents = _bid_files(folder / "bidder", first, bidder_org)
     session.flush()
     assert first.bid_deadline is not None
     return DemoResult(
@@ -462,6 +491,8 @@ def seed(session: Session, settings: Settings) -> DemoResult:
         custodian_keys=key_paths,
         bidder_key=bidder_key,
         bidder_certificate=bidder_cert,
+        bidder_price_sheet=sheet,
+        bidder_documents=documents,
         warnings=warnings,
     )
 
@@ -484,6 +515,14 @@ def describe(result: DemoResult) -> list[str]:
             "Demo bidder's signing key and certificate (投标人数字证书):",
             f"  key  {result.bidder_key}",
             f"  cert {result.bidder_certificate}",
+        ]
+    if result.bidder_price_sheet is not None:
+        lines += [
+            "Seal a bid with them (加密投标文件), then submit it with `sunbid bid submit`:",
+            "  sunbid bid --api http://127.0.0.1:5000 seal"
+            f" {result.bidder_documents} --price-sheet {result.bidder_price_sheet}"
+            f" --project {result.project_id} --section {result.published_section_id}"
+            f" --cert {result.bidder_certificate} --key {result.bidder_key} -o bid.env",
         ]
     lines += [f"warning: {w}" for w in result.warnings]
     return [str(line) for line in lines]

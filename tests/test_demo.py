@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from collections.abc import Iterator
 from datetime import timedelta
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 from bidding.accounts.demo import DEMO_PASSWORD
 from bidding.accounts.models import Organisation, User
 from bidding.app import settings_of
+from bidding.bids.package import parse_price_sheet
 from bidding.bids.trust import trust_store
 from bidding.core import db
 from bidding.core.audit import verify_log
@@ -168,6 +170,12 @@ def test_bidder_is_registered_with_a_demo_ca_certificate(seeded: Flask) -> None:
     assert certificate_org_code(cert) == org.credit_code
     store = trust_store()
     verify_chain(cert, [], store.roots, at=now(), crls=store.crls)
+    parse_price_sheet(
+        json.loads((folder / "price_sheet.json").read_text("utf-8")),
+        section_id=str(published.id),
+        bidder_credit_code=org.credit_code,
+    )
+    assert any((folder / "bid").iterdir())
 
 
 def test_audit_log_verifies(seeded: Flask) -> None:
