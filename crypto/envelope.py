@@ -103,6 +103,7 @@ __all__ = [
     "EnvelopeFormatError",
     "EnvelopeHeader",
     "EnvelopeInfo",
+    "EnvelopeInspector",
     "EnvelopeLimitError",
     "HeaderAuthError",
     "KeyCommitmentError",
@@ -1036,6 +1037,188 @@ def inspect_envelope(
         plaintext_size=plaintext_size,
         segment_count=count,
     )
+
+
+class EnvelopeInspector:
+    """:func:`inspect_envelope` in push mode: feed the bytes as they arrive, then finish.
+
+    For a server that receives an envelope from the network and forwards it to storage:
+    the bytes pass through :meth:`update` on their way (a tee), so one pass both stores
+    and checks them, and nothing has to be read back. The checks, their order and the
+    errors are those of :func:`inspect_envelope` (header well-formed and within limits,
+    context and key commitment as expected, every record's length word, the final
+    segment present, nothing after it, SHA-256 of every byte fed): the same input gives
+    the same exception, whatever the chunking.
+
+    :meth:`update` raises as soon as the input is known to be bad (a bad header or length
+    word, a byte after the final segment); :meth:`finish` raises for truncation and a hash
+    mismatch. Errors are sticky: once raised, every later call raises the same error.
+    Nothing is buffered but the header (≤ :data:`MAX_HEADER_SIZE`) and a length word.
+    Segment tags are *not* verified (that needs the data key).
+    """
+
+    _FIXED_PART, _HEADER, _WORD, _BODY, _END = range(5)
+
+    def __init__(
+        self,
+        *,
+        expected_ciphertext_sha256: bytes | None = None,
+        expected_key_commitment: bytes | None = None,
+        expected_context: Mapping[str, str] | None = None,
+    ) -> None:
+        self._expected_sha256 = expected_ciphertext_sha256
+        self._expected_commitment = expected_key_commitment
+        self._expected_context = dict(expected_context or {})
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._state = self._FIXED_PART
+        self._buf = bytearray()
+        self._need = FIXED_HEADER_SIZE
+        self._header: EnvelopeHeader | None = None
+        self._index = 0
+        self._final = False
+        self._remaining = 0
+        self._plaintext = 0
+        self._error: EnvelopeError | None = None
+        self._result: EnvelopeInfo | None = None
+
+    @property
+    def header(self) -> EnvelopeHeader | None:
+        """The parsed header, once all of it has arrived and passed its checks."""
+        return self._header
+
+    @property
+    def size(self) -> int:
+        """Bytes fed so far."""
+        return self._size
+
+    @property
+    def failed(self) -> EnvelopeError | None:
+        """The error already raised, if any."""
+        return self._error
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed the next bytes of the envelope."""
+        if self._error is not None:
+            raise self._error
+        if self._result is not None:
+            raise EnvelopeArgumentError("the inspection is finished")
+        view = memoryview(data).cast("B")
+        if not len(view):
+            return
+        self._hash.update(view)
+        self._size += len(view)
+        try:
+            self._consume(view)
+        except EnvelopeError as exc:
+            self._error = exc
+            raise
+
+    def finish(self) -> EnvelopeInfo:
+        """End of input: check completeness and the hash; return what the pass found."""
+        if self._error is not None:
+            raise self._error
+        if self._result is not None:
+            return self._result
+        try:
+            self._result = self._finish()
+        except EnvelopeError as exc:
+            self._error = exc
+            raise
+        return self._result
+
+    def _consume(self, view: memoryview) -> None:
+        pos, n = 0, len(view)
+        while pos < n:
+            state = self._state
+            if state == self._BODY:
+                take = min(self._remaining, n - pos)
+                self._remaining -= take
+                pos += take
+                if not self._remaining:
+                    self._end_record()
+                continue
+            if state == self._END:
+                raise TrailingDataError(
+                    f"data after the final segment ({self._index})", segment=self._index
+                )
+            take = min(self._need - len(self._buf), n - pos)
+            self._buf += view[pos : pos + take]
+            pos += take
+            if len(self._buf) == self._need:
+                self._complete_field()
+
+    def _complete_field(self) -> None:
+        if self._state == self._FIXED_PART:
+            self._need = _check_fixed(bytes(self._buf))[0]
+            self._state = self._HEADER
+        elif self._state == self._HEADER:
+            header = parse_header(bytes(self._buf))
+            _check_expectations(header, self._expected_context, self._expected_commitment)
+            self._header = header
+            self._buf = bytearray()
+            self._state, self._need = self._WORD, WORD_SIZE
+        else:  # a record's length word
+            assert self._header is not None
+            word = int.from_bytes(self._buf, "big")
+            self._buf.clear()
+            final = bool(word & FINAL_FLAG)
+            length = word & LENGTH_MASK
+            if length > self._header.segment_size or (
+                not final and length != self._header.segment_size
+            ):
+                raise EnvelopeFormatError(
+                    f"segment {self._index} has a bad length word",
+                    segment=self._index,
+                    length=length,
+                )
+            self._final = final
+            self._plaintext += length
+            self._remaining = length + TAG_SIZE
+            self._state = self._BODY
+
+    def _end_record(self) -> None:
+        if self._final:
+            self._state = self._END
+            return
+        self._index += 1
+        if self._index >= MAX_SEGMENTS:
+            raise EnvelopeLimitError("more than 2**32 segments")
+        self._state, self._need = self._WORD, WORD_SIZE
+
+    def _finish(self) -> EnvelopeInfo:
+        state, index = self._state, self._index
+        if state == self._FIXED_PART:
+            parse_header(bytes(self._buf))  # raises the right error for < 64 bytes
+            raise AssertionError("unreachable")  # pragma: no cover
+        if state == self._HEADER:
+            raise TruncatedEnvelopeError("envelope ends inside the header", segment=None)
+        if state == self._WORD and index == 0:
+            raise TruncatedEnvelopeError(
+                "envelope truncated: no segment after the header"
+                if not self._buf
+                else "envelope truncated inside segment 0",
+                segment=0,
+            )
+        if state == self._WORD:
+            raise TruncatedEnvelopeError(
+                f"envelope truncated after segment {index - 1}: the final segment is missing",
+                segment=index,
+            )
+        if state == self._BODY:
+            raise TruncatedEnvelopeError(
+                f"envelope truncated inside segment {index}", segment=index
+            )
+        assert self._header is not None
+        digest = self._hash.digest()
+        _check_hash(digest, self._expected_sha256)
+        return EnvelopeInfo(
+            header=self._header,
+            ciphertext_sha256=digest,
+            ciphertext_size=self._size,
+            plaintext_size=self._plaintext,
+            segment_count=index + 1,
+        )
 
 
 # ----------------------------------------------------------------------------- in memory
