@@ -147,6 +147,16 @@ def demo_ca(settings: Settings | None = None) -> tuple[x509.Certificate, Signing
     return cert, key
 
 
+def _fit(text: str, limit: int = 64) -> str:
+    """Shorten an X.509 name (CN, O) to what ``cryptography`` accepts: 64 UTF-8 bytes
+    (RFC 5280's upper bound; a Chinese character takes 3)."""
+    if len(text.encode()) <= limit:
+        return text
+    while len((text + "…").encode()) > limit:
+        text = text[:-1]
+    return text + "…"
+
+
 def demo_issue_bidder_certificate(
     org: Any,
     *,
@@ -169,13 +179,13 @@ def demo_issue_bidder_certificate(
     cert = issue_certificate(
         ca_cert,
         ca_key,
-        common_name or f"{org.name} 投标专用证书",
+        _fit(common_name or f"{org.name} 投标专用证书"),
         key.public_key(),
         role="bidder",
         not_before=start,
         not_after=not_after or start + timedelta(days=730),
         org_code=org.credit_code,
-        organization=org.name,
+        organization=_fit(org.name),
     )
     return IssuedCertificate(key, cert)
 

@@ -142,3 +142,18 @@ def test_oversized_price_sheet_refused_unread() -> None:
     with pytest.raises(PackageError) as info:
         read_price_sheet(io.BytesIO(buffer.getvalue()))
     assert info.value.code == "price_sheet_invalid"
+
+
+def test_demo_certificate_for_a_long_chinese_organisation_name(app: object) -> None:
+    from types import SimpleNamespace
+
+    from bidding.accounts.creditcode import make_credit_code
+    from bidding.bids.trust import demo_issue_bidder_certificate
+
+    org = SimpleNamespace(
+        name="西藏自治区日喀则市某某建筑工程集团有限责任公司第一分公司" * 2,
+        credit_code=make_credit_code("540200", "00000042"),
+    )
+    issued = demo_issue_bidder_certificate(org)
+    cn = issued.certificate.subject.rfc4514_string()
+    assert "投标" in cn or "…" in cn
