@@ -30,7 +30,7 @@ $(VENDOR)/.stamp: package.json package-lock.json
 	touch $@
 
 translations: $(STAMP)
-	$(VENV)/bin/pybabel compile -q -d bidding/translations 2>/dev/null || $(VENV)/bin/pybabel compile -d bidding/translations
+	$(VENV)/bin/pybabel compile -d bidding/translations
 
 run: install
 	$(VENV)/bin/sunbid db upgrade
