@@ -43,8 +43,20 @@ def hall(section_id: uuid.UUID) -> Any:
     session = services.get_session_of(section)
     if session is not None and session.record is not None:
         record = session.record["document"]
+    labels = {
+        "waiting_shares": _("等待密钥保管人解密"),
+        "decrypting": _("解密中"),
+        "self_open_window": _("投标人自行解密中"),
+        "completed": _("开标结束，开标记录已发布"),
+    }
     return render_template(
-        "opening/hall.html", section=section, state=state, record=record, live=state["capacity"]
+        "opening/hall.html",
+        section=section,
+        state=state,
+        record=record,
+        live=state["capacity"],
+        state_labels=labels,
+        started=session is not None,
     )
 
 

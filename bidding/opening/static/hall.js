@@ -45,13 +45,17 @@
     }
     return li;
   }
+  function label(state) {
+    var labels = JSON.parse(hall.getAttribute("data-state-labels") || "{}");
+    return labels[state] || state;
+  }
   socket.on("hall_state", function (s) {
-    $("opening-state").textContent = s.state || "";
+    if (s.state) { $("opening-state").textContent = label(s.state); }
     if ($("shares-released")) { $("shares-released").textContent = s.shares_released; }
     renderProgress(s.progress);
     renderBids(s.bids);
   });
-  socket.on("opening_state_changed", function (e) { $("opening-state").textContent = e.state; });
+  socket.on("opening_state_changed", function (e) { $("opening-state").textContent = label(e.state); });
   socket.on("share_released", function (e) { $("shares-released").textContent = e.released; });
   socket.on("bid_decrypted", function (b) {
     var body = document.querySelector("#bids-table tbody");
@@ -62,7 +66,7 @@
     renderProgress({ total: rows.length, pending: rows.length - done });
   });
   socket.on("opening_completed", function (e) {
-    $("opening-state").textContent = "completed";
+    $("opening-state").textContent = label("completed");
     renderBids(e.bids);
   });
   socket.on("bidder_signed_in", function (s) {
