@@ -28,7 +28,20 @@ bp = Blueprint(
 
 
 def init_app(app: Flask) -> None:
+    from flask_babel import lazy_gettext
+
+    from bidding.core.pages import add_home_card
+    from bidding.core.roles import Role
+
     app.register_blueprint(bp)
+    add_home_card(
+        "openings",
+        {Role.CENTER_ADMIN, Role.CENTER_STAFF, Role.SUPERVISOR},
+        lazy_gettext("开标管理"),
+        lazy_gettext("从标段状态一览进入各标段的开标大厅：见证解密、唱标与开标异议。"),
+        "projects.sections",
+        order=30,
+    )
 
 
 @bp.get("/<uuid:section_id>")
