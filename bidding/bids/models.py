@@ -49,6 +49,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -122,6 +123,13 @@ class BidUpload(IdMixin, Base):
             "state NOT IN ('refused', 'expired', 'aborted') OR closed_at IS NOT NULL",
             name="closed_has_time",
         ),
+        CheckConstraint(
+            "NOT envelope_verified OR (envelope_sha256 IS NOT NULL AND envelope_size IS NOT NULL"
+            " AND envelope_header_sha256 IS NOT NULL AND envelope_key_commitment IS NOT NULL"
+            " AND envelope_segment_size IS NOT NULL AND envelope_version IS NOT NULL"
+            " AND envelope_recipient_key_ids IS NOT NULL)",
+            name="verified_has_findings",
+        ),
         Index("ix_bid_uploads_state_expires", "state", "expires_at"),
     )
 
@@ -147,6 +155,24 @@ class BidUpload(IdMixin, Base):
     closed_at: Mapped[datetime | None]
     #: why a commit was refused (the error code), for the bidder's status page.
     refusal_code: Mapped[str | None] = mapped_column(String(64))
+
+    # What the keyless envelope check found while a streamed upload passed through the
+    # platform (结构已校验). Set only when that one pass both stored and checked the bytes:
+    # the commit then compares the manifest with these columns instead of reading the
+    # object back. Multipart uploads (sent straight to the store) leave them empty.
+    envelope_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: the header's context fields the commit checks (``None``: absent from the header).
+    envelope_section_id: Mapped[str | None] = mapped_column(String(1024))
+    envelope_opening_key_fingerprint: Mapped[str | None] = mapped_column(String(1024))
+    #: hex key ids of the recipient stanzas, in header order.
+    envelope_recipient_key_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    envelope_key_commitment: Mapped[str | None] = mapped_column(String(64))
+    envelope_segment_size: Mapped[int | None] = mapped_column(Integer)
+    envelope_version: Mapped[int | None] = mapped_column(Integer)
+    envelope_header_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: SHA-256 and size of the bytes the check saw (= the stored object's).
+    envelope_sha256: Mapped[str | None] = mapped_column(String(64))
+    envelope_size: Mapped[int | None] = mapped_column(BigInteger)
 
     section: Mapped[Section] = relationship()
     bidder: Mapped[Organisation] = relationship()

@@ -37,6 +37,24 @@ Design decisions
   hook checks, under a row lock, that the upload is still pending before it touches it.
   Refusals that are not about the bid itself (``idempotency_key_reused``, a multipart
   upload with missing parts, ``bid_upload_unusable``) keep the upload.
+* **A streamed envelope is checked on its way in, a multipart one is read back.** For
+  :func:`upload_bid_stream` the bytes pass through the platform anyway: an
+  :class:`~crypto.envelope.EnvelopeInspector` sees each chunk in the store's own buffer
+  before the store hashes and writes it (``_EnvelopeTee``), so one pass stores, hashes
+  and checks the keyless envelope structure (header, context fields, record framing,
+  truncation, trailing data, SHA-256 and size — the same checks as
+  :func:`~crypto.envelope.inspect_envelope`); a bad envelope is refused before the store
+  commits the object (``bid_not_encrypted``/``bid_envelope_invalid``, nothing stored).
+  The findings are kept on the :class:`BidUpload` row (``envelope_*``) and
+  :func:`commit_bid` compares the section and the manifest with them instead of
+  streaming the object back. Context and recipients are still judged at the commit,
+  against the section as it is then (its opening key may have been replaced).
+  Presigned multipart uploads go straight to the store, so the platform never saw their
+  bytes: the commit reads the object back and runs the same check (the store's own
+  checksum is not trusted as proof of what it holds — it is whatever the uploader or the
+  store says). For single presigned PUTs on a real S3/MinIO, ``x-amz-checksum-sha256``
+  (verified by the store on receipt, and signed into the presigned URL) could replace
+  the hash part of the read-back later; the framing check would still need a pass.
 * **The deadline is decided under the section lock**: the section row is locked
   (``SELECT … FOR UPDATE``, the same row the deadline sweep locks with ``SKIP LOCKED``)
   and ``clock.now()`` is read *after* the lock is granted, in the transaction that
@@ -91,7 +109,13 @@ from bidding.core.roles import Actor, Role
 from bidding.core.signing_key import platform_key
 from bidding.core.states import transition
 from bidding.core.storage import Storage, UploadedPart, get_storage
-from bidding.core.storage.base import normalise_sha256, upload_incomplete, upload_too_large
+from bidding.core.storage.base import (
+    CHUNK_SIZE,
+    checksum_mismatch,
+    normalise_sha256,
+    upload_incomplete,
+    upload_too_large,
+)
 from bidding.core.tasks import register_sweep
 from bidding.projects.models import Section, SectionState
 from bidding.projects.services import registration_of, set_bid_counter
@@ -102,6 +126,7 @@ from crypto.envelope import (
     ContextMismatchError,
     EnvelopeError,
     EnvelopeInfo,
+    EnvelopeInspector,
     inspect_envelope,
 )
 from crypto.errors import CryptoError
@@ -535,6 +560,143 @@ def start_upload(
     return _ticket(storage, upload)
 
 
+@dataclass(frozen=True)
+class _Findings:
+    """What the keyless envelope pass established, as stored on the upload row."""
+
+    section_id: str | None
+    opening_key_fingerprint: str | None
+    recipient_key_ids: tuple[str, ...]
+    key_commitment: str
+    segment_size: int
+    version: int
+    header_sha256: str
+    ciphertext_sha256: str
+    ciphertext_size: int
+
+    @classmethod
+    def of(cls, info: EnvelopeInfo) -> _Findings:
+        header = info.header
+        return cls(
+            section_id=header.context.get("section_id"),
+            opening_key_fingerprint=header.context.get("opening_key_fingerprint"),
+            recipient_key_ids=tuple(k.hex() for k in header.recipient_key_ids()),
+            key_commitment=header.key_commitment.hex(),
+            segment_size=header.segment_size,
+            version=header.version,
+            header_sha256=header.sha256.hex(),
+            ciphertext_sha256=info.ciphertext_sha256.hex(),
+            ciphertext_size=info.ciphertext_size,
+        )
+
+    @classmethod
+    def stored_on(cls, upload: BidUpload) -> _Findings:
+        assert upload.envelope_verified
+        assert upload.envelope_recipient_key_ids is not None
+        assert upload.envelope_key_commitment is not None
+        assert upload.envelope_segment_size is not None and upload.envelope_version is not None
+        assert upload.envelope_header_sha256 is not None
+        assert upload.envelope_sha256 is not None and upload.envelope_size is not None
+        return cls(
+            section_id=upload.envelope_section_id,
+            opening_key_fingerprint=upload.envelope_opening_key_fingerprint,
+            recipient_key_ids=tuple(upload.envelope_recipient_key_ids),
+            key_commitment=upload.envelope_key_commitment,
+            segment_size=upload.envelope_segment_size,
+            version=upload.envelope_version,
+            header_sha256=upload.envelope_header_sha256,
+            ciphertext_sha256=upload.envelope_sha256,
+            ciphertext_size=upload.envelope_size,
+        )
+
+    def record_on(self, upload: BidUpload) -> None:
+        upload.envelope_verified = True
+        upload.envelope_section_id = self.section_id
+        upload.envelope_opening_key_fingerprint = self.opening_key_fingerprint
+        upload.envelope_recipient_key_ids = list(self.recipient_key_ids)
+        upload.envelope_key_commitment = self.key_commitment
+        upload.envelope_segment_size = self.segment_size
+        upload.envelope_version = self.version
+        upload.envelope_header_sha256 = self.header_sha256
+        upload.envelope_sha256 = self.ciphertext_sha256
+        upload.envelope_size = self.ciphertext_size
+
+
+class _EnvelopeTee:
+    """The request body as :meth:`Storage.put` reads it, checked on its way through.
+
+    Every byte the store receives passes through ``readinto`` into the store's own buffer,
+    and that same buffer is fed to a :class:`~crypto.envelope.EnvelopeInspector` before
+    ``readinto`` returns (before the store hashes or writes it). A bad envelope raises
+    :class:`DomainError` from inside ``readinto`` — once the last declared byte has arrived
+    at the latest, i.e. before the store has committed anything — so ``put`` stores
+    nothing (its all-or-nothing contract). After a mid-stream refusal the rest of the
+    body is read and discarded first, so the client gets the answer, not a reset
+    connection. Bytes beyond ``length`` are passed on unchecked: the store refuses them
+    (``upload_too_large``); a body shorter than ``length`` is left to the store too
+    (``upload_incomplete``).
+    """
+
+    def __init__(self, stream: IO[bytes] | Any, length: int) -> None:
+        self._stream = stream
+        self._readinto = getattr(stream, "readinto", None)
+        self._length = length
+        self._seen = 0
+        self._prefix = bytearray()
+        self._inspector = EnvelopeInspector()
+        self._info: EnvelopeInfo | None = None
+
+    def _read(self, view: memoryview) -> int:
+        if self._readinto is not None:
+            return int(self._readinto(view) or 0)
+        data = self._stream.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def readinto(self, view: memoryview, /) -> int:
+        n = self._read(view)
+        if n and self._seen < self._length:
+            self._feed(view[: min(n, self._length - self._seen)])
+        return n
+
+    def _feed(self, chunk: memoryview) -> None:
+        if len(self._prefix) < len(MAGIC):
+            self._prefix += chunk[: len(MAGIC) - len(self._prefix)]
+        self._seen += len(chunk)
+        try:
+            self._inspector.update(chunk)
+            if self._seen == self._length:
+                self._info = self._inspector.finish()
+        except EnvelopeError as exc:
+            self._drain()
+            raise self._refusal(exc) from exc
+
+    def _drain(self) -> None:
+        sink = memoryview(bytearray(CHUNK_SIZE))
+        try:
+            while self._seen < self._length:
+                n = self._read(sink[: min(len(sink), self._length - self._seen)])
+                if not n:
+                    return
+                self._seen += n
+        except Exception:  # the client went away: the refusal stands all the same
+            return
+
+    def _refusal(self, exc: EnvelopeError) -> RuleViolation:
+        if bytes(self._prefix) != MAGIC:
+            return _not_encrypted()
+        return _envelope_invalid(exc)
+
+    def check(self) -> _Findings:
+        """The findings once every declared byte has passed (refusal if bad)."""
+        if self._info is None:
+            try:
+                self._info = self._inspector.finish()
+            except EnvelopeError as exc:
+                raise self._refusal(exc) from exc
+        return _Findings.of(self._info)
+
+
 def upload_bid_stream(
     actor: Actor,
     section: Section,
@@ -548,11 +710,18 @@ def upload_bid_stream(
     """Stream a sealed bid through the platform into quarantine (up to
     ``SUNBID_BID_STREAM_MAX_MB``, default 64 MiB). ``length`` is the Content-Length.
 
+    The keyless envelope check runs on the bytes as they pass to the store (one pass:
+    what is hashed, checked and stored is the same buffer) and its findings are kept on
+    the upload, so the commit does not read the object back.
+
     A retry with the same ``client_key`` after the first one was stored returns the same
     upload. Refusals: ``forbidden``, ``not_registered``, ``section_not_published``,
     ``bid_deadline_passed``, ``upload_too_large`` (over the limit or longer than
-    ``length``), ``upload_incomplete`` (truncated), ``checksum_mismatch``,
-    ``idempotency_key_reused``; none leaves an object behind.
+    ``length``), ``upload_incomplete`` (truncated), ``bid_not_encrypted``,
+    ``bid_envelope_invalid`` (bad header or record framing, truncated envelope, data
+    after the final segment), ``checksum_mismatch``, ``idempotency_key_reused``; none
+    leaves an object behind. The envelope's context (section, opening key) is checked at
+    the commit, against the section as it is then.
     """
     org = _bidder_org(actor, bidder_id)
     key = _client_key(client_key)
@@ -580,8 +749,18 @@ def upload_bid_stream(
         at=at,
     )
     storage = get_storage()
-    storage.put(upload.storage_key, stream, length=length, expected_sha256=digest, max_size=limit)
+    tee = _EnvelopeTee(stream, length)
+    if length == 0:
+        tee.check()  # nothing will pass through the tee: refuse before storing anything
+    stored = storage.put(
+        upload.storage_key, tee, length=length, expected_sha256=digest, max_size=limit
+    )
     _cleanup_if_uncommitted(storage, upload.id, upload.storage_key, None)
+    findings = tee.check()
+    if findings.ciphertext_sha256 != stored.sha256 or findings.ciphertext_size != stored.size:
+        # cannot happen (one buffer is hashed by both); refuse rather than trust either
+        raise checksum_mismatch(digest, findings.ciphertext_sha256)
+    findings.record_on(upload)
     upload.state = UploadState.RECEIVED
     upload.received_at = now()
     s = _session()
@@ -598,6 +777,7 @@ def upload_bid_stream(
             "method": str(upload.method),
             "size": length,
             "sha256": digest,
+            "envelope_verified": True,
         },
     )
     return upload
@@ -731,61 +911,95 @@ def _read_prefix(reader: IO[bytes], n: int) -> bytes:
     return out
 
 
-def _inspect(storage: Storage, upload: BidUpload, section: Section) -> EnvelopeInfo:
-    """Stream the stored ciphertext once: envelope magic, header context, structure, hash."""
+def _not_encrypted() -> RuleViolation:
+    return _refuse(
+        ErrorCode.BID_NOT_ENCRYPTED,
+        _("上传的文件不是加密的投标文件（数字信封），平台拒收未加密的投标文件。"),
+    )
+
+
+def _envelope_invalid(exc: EnvelopeError) -> RuleViolation:
+    return _refuse(
+        ErrorCode.BID_ENVELOPE_INVALID,
+        _("投标文件数字信封结构不完整或已损坏：%(message)s", message=exc.message),
+        crypto_code=exc.code,
+    )
+
+
+def _expected_context(section: Section) -> dict[str, str]:
     assert section.opening_key_fingerprint is not None
-    expected = {
+    return {
         "section_id": str(section.id),
         "opening_key_fingerprint": section.opening_key_fingerprint,
     }
+
+
+def _context_refusal(section: Section, field: object, actual: object) -> RuleViolation:
+    expected = _expected_context(section)
+    if field == "section_id":
+        return _refuse(
+            ErrorCode.BID_WRONG_SECTION,
+            _("投标文件是为其他标段加密的，请按本标段重新加密。"),
+            expected=expected["section_id"],
+            actual=actual,
+        )
+    return _refuse(
+        ErrorCode.BID_STALE_OPENING_KEY,
+        _("投标文件未使用本标段当前的开标公钥加密，请获取最新开标公钥后重新加密。"),
+        expected=expected["opening_key_fingerprint"],
+        actual=actual,
+    )
+
+
+def _inspect(storage: Storage, upload: BidUpload, section: Section) -> _Findings:
+    """Stream the stored ciphertext once: envelope magic, header context, structure, hash.
+
+    The read-back pass, for uploads whose bytes did not pass through the platform
+    (presigned multipart): see the module docstring."""
     with storage.open(upload.storage_key) as reader:
         head = _read_prefix(reader, len(MAGIC))
         if head != MAGIC:
-            raise _refuse(
-                ErrorCode.BID_NOT_ENCRYPTED,
-                _("上传的文件不是加密的投标文件（数字信封），平台拒收未加密的投标文件。"),
-            )
+            raise _not_encrypted()
         try:
-            info = inspect_envelope(_Prefixed(head, reader), expected_context=expected)
+            info = inspect_envelope(
+                _Prefixed(head, reader), expected_context=_expected_context(section)
+            )
         except ContextMismatchError as exc:
-            field = exc.details.get("field")
-            if field == "section_id":
-                raise _refuse(
-                    ErrorCode.BID_WRONG_SECTION,
-                    _("投标文件是为其他标段加密的，请按本标段重新加密。"),
-                    expected=expected["section_id"],
-                    actual=exc.details.get("actual"),
-                ) from exc
-            raise _refuse(
-                ErrorCode.BID_STALE_OPENING_KEY,
-                _("投标文件未使用本标段当前的开标公钥加密，请获取最新开标公钥后重新加密。"),
-                expected=expected["opening_key_fingerprint"],
-                actual=exc.details.get("actual"),
+            raise _context_refusal(
+                section, exc.details.get("field"), exc.details.get("actual")
             ) from exc
         except EnvelopeError as exc:
-            raise _refuse(
-                ErrorCode.BID_ENVELOPE_INVALID,
-                _("投标文件数字信封结构不完整或已损坏：%(message)s", message=exc.message),
-                crypto_code=exc.code,
-            ) from exc
+            raise _envelope_invalid(exc) from exc
+    return _Findings.of(info)
+
+
+def _check_envelope(findings: _Findings, upload: BidUpload, section: Section) -> None:
+    """The envelope as found (read back, or checked on the way in) against the section as
+    it is now and the upload's declared size and SHA-256."""
+    expected = _expected_context(section)
+    for field, actual in (
+        ("section_id", findings.section_id),
+        ("opening_key_fingerprint", findings.opening_key_fingerprint),
+    ):
+        if actual != expected[field]:
+            raise _context_refusal(section, field, actual)
     assert section.opening_public_key is not None
     opening_kid = recipients.key_id(
         X25519PublicKey.from_public_bytes(bytes.fromhex(section.opening_public_key))
-    )
-    if not any(hmac.compare_digest(opening_kid, k) for k in info.header.recipient_key_ids()):
+    ).hex()
+    if not any(hmac.compare_digest(opening_kid, k) for k in findings.recipient_key_ids):
         raise _refuse(
             ErrorCode.BID_STALE_OPENING_KEY,
             _("投标文件的数字信封中没有本标段开标公钥的接收方，开标时将无法解密。"),
             expected=section.opening_key_fingerprint,
         )
-    digest = info.ciphertext_sha256.hex()
-    if digest != upload.expected_sha256 or info.ciphertext_size != upload.expected_size:
+    digest = findings.ciphertext_sha256
+    if digest != upload.expected_sha256 or findings.ciphertext_size != upload.expected_size:
         raise RuleViolation(
             _("文件校验值（SHA-256）与声明的不一致，文件可能已损坏或被篡改，请重新上传。"),
             code=ErrorCode.CHECKSUM_MISMATCH,
             details={"expected_sha256": upload.expected_sha256, "actual_sha256": digest},
         )
-    return info
 
 
 def _parse_manifest(manifest: Mapping[str, Any]) -> BidManifest:
@@ -802,17 +1016,17 @@ def _parse_manifest(manifest: Mapping[str, Any]) -> BidManifest:
 
 
 def _check_manifest(
-    manifest: BidManifest, info: EnvelopeInfo, section: Section, org: Organisation
+    manifest: BidManifest, info: _Findings, section: Section, org: Organisation
 ) -> None:
     if (
-        manifest.ciphertext_sha256 != info.ciphertext_sha256.hex()
+        manifest.ciphertext_sha256 != info.ciphertext_sha256
         or manifest.ciphertext_size != info.ciphertext_size
     ):
         raise _refuse(
             ErrorCode.BID_HASH_MISMATCH,
             _("签名清单中的密文摘要或大小与上传的投标文件不一致。"),
             manifest_sha256=manifest.ciphertext_sha256,
-            ciphertext_sha256=info.ciphertext_sha256.hex(),
+            ciphertext_sha256=info.ciphertext_sha256,
             manifest_size=manifest.ciphertext_size,
             ciphertext_size=info.ciphertext_size,
         )
@@ -838,15 +1052,15 @@ def _check_manifest(
             actual=manifest.opening_key_fingerprint,
         )
     if (
-        manifest.data_key_commitment != info.key_commitment.hex()
+        manifest.data_key_commitment != info.key_commitment
         or manifest.segment_size != info.segment_size
-        or manifest.format_version != info.header.version
+        or manifest.format_version != info.version
     ):
         raise _refuse(
             ErrorCode.BID_MANIFEST_MISMATCH,
             _("签名清单与投标文件数字信封的密钥承诺或分段参数不一致。"),
             manifest_commitment=manifest.data_key_commitment,
-            envelope_commitment=info.key_commitment.hex(),
+            envelope_commitment=info.key_commitment,
         )
 
 
@@ -1080,7 +1294,11 @@ def _commit(
     storage = get_storage()
     if upload.state is UploadState.OPEN:
         _complete_multipart(storage, upload)
-    info = _inspect(storage, upload, section)
+    if upload.envelope_verified:  # checked on its way in: nothing to read back
+        info = _Findings.stored_on(upload)
+    else:
+        info = _inspect(storage, upload, section)
+    _check_envelope(info, upload, section)
     manifest = _parse_manifest(manifest_doc)
     _check_manifest(manifest, info, section, org)
     leaf, intermediates = _load_chain(certificate_chain)
@@ -1116,9 +1334,9 @@ def _commit(
         client_key=key,
         storage_key=upload.storage_key,
         ciphertext_size=info.ciphertext_size,
-        ciphertext_sha256=info.ciphertext_sha256.hex(),
-        envelope_header_sha256=info.header_sha256.hex(),
-        data_key_commitment=info.key_commitment.hex(),
+        ciphertext_sha256=info.ciphertext_sha256,
+        envelope_header_sha256=info.header_sha256,
+        data_key_commitment=info.key_commitment,
         opening_key_fingerprint=manifest.opening_key_fingerprint,
         segment_size=info.segment_size,
         manifest=manifest.to_document(),

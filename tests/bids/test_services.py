@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import uuid
 from collections.abc import Callable
@@ -210,26 +211,44 @@ def test_right_fingerprint_but_not_sealed_to_the_opening_key(bw: BidWorld) -> No
     refuse("bid_stale_opening_key", commit, bw, 0, sealed, up)
 
 
-def test_unencrypted_file(bw: BidWorld) -> None:
-    sealed = seal_bid(bw, 0)
-    sealed.envelope = b"PK\x03\x04 a plain zip, not sealed" * 10
-    import hashlib
+def _multipart_upload(bw: BidWorld, i: int, sealed: Any) -> BidUpload:
+    """An upload whose bytes went straight to the store (what a presigned part URL does)."""
+    ticket = services.start_upload(
+        bw.rep(i), bw.section, size=sealed.size, sha256=sealed.sha256, client_key=uuid.uuid4().hex
+    )
+    up = ticket.upload
+    get_storage().put_part(
+        up.storage_key, up.multipart_upload_id, 1, io.BytesIO(sealed.envelope), length=sealed.size
+    )
+    return up
 
-    sealed.manifest["ciphertext_sha256"] = hashlib.sha256(sealed.envelope).hexdigest()
-    up = upload(bw, 0, sealed)
+
+def _with_bytes(sealed: Any, envelope: bytes) -> Any:
+    sealed.envelope = envelope
+    sealed.manifest["ciphertext_sha256"] = hashlib.sha256(envelope).hexdigest()
+    sealed.manifest["ciphertext_size"] = len(envelope)
+    return sealed
+
+
+def test_unencrypted_file(bw: BidWorld) -> None:
+    """Streamed: refused on the way in; multipart: refused at the commit (read back)."""
+    sealed = _with_bytes(seal_bid(bw, 0), b"PK\x03\x04 a plain zip, not sealed" * 10)
+    refuse("bid_not_encrypted", upload, bw, 0, sealed)
+    assert _bid_keys() == [] and db.get_session().scalar(select(BidUpload.id)) is None
+    up = _multipart_upload(bw, 0, sealed)
     refuse("bid_not_encrypted", commit, bw, 0, sealed, up)
     assert_refused_and_deleted("bid_not_encrypted", up)
 
 
 def test_truncated_envelope_structure(bw: BidWorld) -> None:
-    import hashlib
-
-    sealed = seal_bid(bw, 0)
-    sealed.envelope = sealed.envelope[:-30]
-    sealed.manifest["ciphertext_sha256"] = hashlib.sha256(sealed.envelope).hexdigest()
-    up = upload(bw, 0, sealed)
+    sealed = _with_bytes(seal_bid(bw, 0), seal_bid(bw, 0).envelope[:-30])
+    err = refuse("bid_envelope_invalid", upload, bw, 0, sealed)
+    assert err.details["crypto_code"] == "envelope_truncated"
+    assert _bid_keys() == []
+    up = _multipart_upload(bw, 0, sealed)
     err = refuse("bid_envelope_invalid", commit, bw, 0, sealed, up)
     assert err.details["crypto_code"] == "envelope_truncated"
+    assert_refused_and_deleted("bid_envelope_invalid", up)
 
 
 def test_hash_mismatch(bw: BidWorld) -> None:

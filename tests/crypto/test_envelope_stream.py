@@ -103,7 +103,7 @@ def test_truncation_at_record_boundaries_names_the_segment() -> None:
         assert info.value.details == {"segment": record.index + 1}
 
 
-@pytest.mark.parametrize("tail", [b"\0", b"x" * 100, ENVELOPE[-20:]])
+@pytest.mark.parametrize("tail", [b"\0", b"x" * 100, ENVELOPE[-20:]], ids=["1", "100", "record"])
 def test_trailing_data_is_refused_as_it_arrives(tail: bytes) -> None:
     inspector = EnvelopeInspector()
     inspector.update(ENVELOPE)
