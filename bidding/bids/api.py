@@ -117,10 +117,12 @@ def _ticket_dict(ticket: services.UploadTicket) -> dict[str, Any]:
 
 
 def commit_dict(result: services.CommitResult) -> dict[str, Any]:
+    # A fresh commit answers while its transaction (and the section lock) is still open:
+    # the proof, a few more queries, is left to ``GET …/proof``; a replay carries it.
     return {
         "bid": bid_dict(result.bid),
         "receipt": result.bid.receipt,
-        "proof": result.proof.to_dict(),
+        "proof": result.proof.to_dict() if result.replayed else None,
         "replayed": result.replayed,
     }
 
@@ -208,8 +210,11 @@ def commit_bid(
 ) -> Any:
     """Commit the uploaded sealed bid with its signed manifest (递交投标文件).
 
-    Returns the bid, the signed receipt and its inclusion proof. A retry with the same
-    ``Idempotency-Key`` returns the first result (``replayed``: true)."""
+    Returns the bid and the signed receipt (log index, tree size and root of the signed
+    tree head that includes the acceptance). ``proof`` is null in the first answer (it is
+    not computed while the section is locked): fetch it from ``GET …/bids/{id}/proof``. A
+    retry with the same ``Idempotency-Key`` returns the first result (``replayed``: true)
+    with its proof."""
     section = _section(project_id, section_id)
     actor = _actor()
     upload = services.get_upload(actor, section, data["upload_id"])

@@ -151,7 +151,14 @@ class ProofQuery(Schema):
 class CommitOut(Schema):
     bid = Nested(BidItem)
     receipt = Dict(metadata={"description": "the platform-signed receipt (回执), crypto.receipt"})
-    proof = Nested(ProofItem)
+    proof = Nested(
+        ProofItem,
+        allow_none=True,
+        metadata={
+            "description": "inclusion proof of the acceptance in the receipt's tree head; "
+            "null in a fresh commit's answer (GET …/bids/{id}/proof), set in a replay's"
+        },
+    )
     replayed = Boolean()
 
 

@@ -82,13 +82,14 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import IO, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from flask import current_app, has_app_context
 from flask_babel import gettext as _
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from bidding.accounts.models import Organisation
@@ -875,9 +876,17 @@ class InclusionProof:
 
 @dataclass(frozen=True)
 class CommitResult:
+    """An accepted bid. ``proof`` (the inclusion proof of its acceptance event in the
+    receipt's tree head) is computed on first access — a few queries, better not made
+    while the section lock is held: the API includes it only in a replay's answer; after
+    a fresh commit the client fetches it (``GET …/bids/{id}/proof``) when it wants it."""
+
     bid: Bid
     replayed: bool
-    proof: InclusionProof
+
+    @cached_property
+    def proof(self) -> InclusionProof:
+        return _proof(self.bid)
 
 
 def _refuse(code: ErrorCode, message: str, **details: Any) -> RuleViolation:
@@ -1164,7 +1173,7 @@ def _bid_by_key(section: Section, org: Organisation, client_key: str) -> Bid | N
 def _replay(bid: Bid, upload: BidUpload) -> CommitResult:
     if bid.upload_id != upload.id:
         raise _key_reused(_("递交"))
-    return CommitResult(bid=bid, replayed=True, proof=_proof(bid))
+    return CommitResult(bid=bid, replayed=True)
 
 
 def _proof(bid: Bid) -> InclusionProof:
@@ -1302,73 +1311,77 @@ def _commit(
     manifest = _parse_manifest(manifest_doc)
     _check_manifest(manifest, info, section, org)
     leaf, intermediates = _load_chain(certificate_chain)
-    _verify_signature(manifest, _decode_signature(signature), leaf, intermediates, now())
+    signature_bytes = _decode_signature(signature)
+    _verify_signature(manifest, signature_bytes, leaf, intermediates, now())
+
+    # Everything that does not depend on the decision is prepared before the lock: the
+    # lock is held until the transaction ends, and every commit of the section queues on it.
+    bid_id = uuid.uuid4()
+    signing_key = platform_key().private_key
+    row = {
+        "section_id": section.id,
+        "bidder_id": org.id,
+        "submitted_by_id": actor.id,
+        "upload_id": upload.id,
+        "state": BidState.COMMITTED,
+        "is_current": True,
+        "client_key": key,
+        "storage_key": upload.storage_key,
+        "ciphertext_size": info.ciphertext_size,
+        "ciphertext_sha256": info.ciphertext_sha256,
+        "envelope_header_sha256": info.header_sha256,
+        "data_key_commitment": info.key_commitment,
+        "opening_key_fingerprint": manifest.opening_key_fingerprint,
+        "segment_size": info.segment_size,
+        "manifest": manifest.to_document(),
+        "manifest_signature": base64.b64encode(signature_bytes).decode("ascii"),
+        "signer_certificate_pem": pki.certificate_to_pem(leaf).decode("ascii"),
+        "signer_intermediates_pem": [
+            pki.certificate_to_pem(c).decode("ascii") for c in intermediates
+        ],
+        "signer_key_id": pki.key_id(leaf),
+        "signer_certificate_serial": format(leaf.serial_number, "x")[:64],
+    }
 
     # ---- the decision: section locked, server clock read inside this transaction
     section = _lock_section(section)
     at = now()
     _require_open(section, at)
-    again = _bid_by_key(section, org, key)  # a concurrent retry may have won the lock
+    s = _session()
+    again, replaced = None, None
+    for existing in s.scalars(  # one query: a concurrent retry that won, the current bid
+        select(Bid).where(
+            Bid.section_id == section.id,
+            Bid.bidder_id == org.id,
+            or_(Bid.client_key == key, Bid.is_current.is_(True)),
+        )
+    ):
+        if existing.client_key == key:
+            again = existing
+        elif existing.is_current:
+            replaced = existing
     if again is not None:
         return _replay(again, upload)
-    s = _session()
-    replaced = s.scalars(
-        select(Bid).where(
-            Bid.section_id == section.id, Bid.bidder_id == org.id, Bid.is_current.is_(True)
-        )
-    ).first()
-    bid_id = uuid.uuid4()
     if replaced is not None:
         transition(replaced, BidState.SUPERSEDED)
         replaced.is_current = False
         replaced.superseded_at = at
         s.flush()  # free the current slot before the new bid takes it
-    bid = Bid(
-        id=bid_id,
-        section_id=section.id,
-        bidder_id=org.id,
-        submitted_by_id=actor.id,
-        upload_id=upload.id,
-        state=BidState.COMMITTED,
-        is_current=True,
-        client_key=key,
-        storage_key=upload.storage_key,
-        ciphertext_size=info.ciphertext_size,
-        ciphertext_sha256=info.ciphertext_sha256,
-        envelope_header_sha256=info.header_sha256,
-        data_key_commitment=info.key_commitment,
-        opening_key_fingerprint=manifest.opening_key_fingerprint,
-        segment_size=info.segment_size,
-        manifest=manifest.to_document(),
-        manifest_signature=base64.b64encode(_decode_signature(signature)).decode("ascii"),
-        signer_certificate_pem=pki.certificate_to_pem(leaf).decode("ascii"),
-        signer_intermediates_pem=[pki.certificate_to_pem(c).decode("ascii") for c in intermediates],
-        signer_key_id=pki.key_id(leaf),
-        signer_certificate_serial=format(leaf.serial_number, "x")[:64],
-        committed_at=at,
-        audit_event_id=uuid.UUID(int=0),  # set below, same flush
-        log_index=0,
-        receipt={},
-    )
     upload.state = UploadState.COMMITTED
-    s.add(bid)
-    s.flush()
-    if replaced is not None:
-        replaced.superseded_by_id = bid.id
-    event_row = record_event(
+    event_row = record_event(  # flushes the upload's new state with the event
         actor,
         "bid.committed",
         "bid",
-        bid.id,
+        bid_id,
         {
             "section_id": section.id,
             "bidder_id": org.id,
             "bidder_credit_code": org.credit_code,
             "upload_id": upload.id,
-            "ciphertext_sha256": bid.ciphertext_sha256,
-            "ciphertext_size": bid.ciphertext_size,
-            "data_key_commitment": bid.data_key_commitment,
-            "signer_key_id": bid.signer_key_id,
+            "ciphertext_sha256": info.ciphertext_sha256,
+            "ciphertext_size": info.ciphertext_size,
+            "data_key_commitment": info.key_commitment,
+            "signer_key_id": row["signer_key_id"],
             "server_time": at,
             "supersedes": replaced.id if replaced is not None else None,
         },
@@ -1376,25 +1389,35 @@ def _commit(
     head = sequence_now(s)
     assert head is not None and event_row.leaf_index is not None
     receipt = issue_receipt(
-        platform_key().private_key,
+        signing_key,
         {
-            "bid_id": str(bid.id),
+            "bid_id": str(bid_id),
             "section_id": str(section.id),
             "bidder_id": org.credit_code,
-            "ciphertext_sha256": bid.ciphertext_sha256,
+            "ciphertext_sha256": info.ciphertext_sha256,
             "server_time": format_utc(at),
             "log_index": event_row.leaf_index,
             "tree_size": head.tree_size,
             "root_hash": head.root_hash.hex(),
         },
     )
-    bid.audit_event_id = event_row.id
-    bid.log_index = event_row.leaf_index
-    bid.receipt = receipt.to_dict()
+    # the bid row is written once, complete (same transaction as the event: all or nothing)
+    bid = Bid(
+        id=bid_id,
+        **row,
+        committed_at=at,
+        audit_event_id=event_row.id,
+        log_index=event_row.leaf_index,
+        receipt=receipt.to_dict(),
+    )
+    s.add(bid)
+    if replaced is not None:
+        s.flush()
+        replaced.superseded_by_id = bid.id
     s.flush()
     if replaced is not None:
         _purge_after_commit(replaced.id)
-    return CommitResult(bid=bid, replayed=False, proof=_proof(bid))
+    return CommitResult(bid=bid, replayed=False)
 
 
 # =========================================================================== withdraw, queries

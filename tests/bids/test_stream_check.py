@@ -25,6 +25,7 @@ from bidding.bids.models import BidUpload, UploadState
 from bidding.core import db
 from bidding.core.errors import DomainError
 from bidding.core.storage import get_storage
+from crypto import merkle
 from crypto.envelope import FIXED_HEADER_SIZE, read_header
 from crypto.recipients import key_id
 from crypto.threshold import public_key_fingerprint
@@ -261,7 +262,20 @@ def test_api_refuses_a_malformed_stream_with_the_code(client: FlaskClient, bw: B
     assert _keys() == []
     r = put(good)
     assert r.status_code == 201 and r.get_json()["state"] == "received"
-    r = client.post(
-        path, json=commit_body(r.get_json()["id"], good), headers={**h, "Idempotency-Key": "1"}
-    )
+    body = commit_body(r.get_json()["id"], good)
+    r = client.post(path, json=body, headers={**h, "Idempotency-Key": "1"})
     assert r.status_code == 201, r.get_json()
+    first = r.get_json()
+    # not computed under the section lock: the first answer has no proof, a replay has it
+    assert first["proof"] is None and first["receipt"]["root_hash"]
+    replay = client.post(path, json=body, headers={**h, "Idempotency-Key": "1"}).get_json()
+    assert replay["replayed"] and replay["proof"]["leaf_index"] == first["receipt"]["log_index"]
+    merkle.verify_inclusion(
+        bytes.fromhex(replay["proof"]["leaf_hash"]),
+        replay["proof"]["leaf_index"],
+        replay["proof"]["tree_size"],
+        [bytes.fromhex(p) for p in replay["proof"]["audit_path"]],
+        bytes.fromhex(first["receipt"]["root_hash"]),
+    )
+    proof = client.get(f"{path}/{first['bid']['id']}/proof", headers=h).get_json()
+    assert proof == replay["proof"]
