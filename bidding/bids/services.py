@@ -8,7 +8,8 @@ subclasses with stable codes (``bidding.core.errors.ErrorCode``).
 The flow (客户端 ``sunbid bid submit``)::
 
     start_upload ──► PUT parts to presigned URLs ──┐
-                                                    ├──► commit_bid ──► receipt + proof
+                                                    ├──► commit_bid ──► receipt
+                                                    │    (inclusion proof: bid_inclusion_proof)
     upload_bid_stream (≤ SUNBID_BID_STREAM_MAX_MB) ─┘
 
 Design decisions
@@ -60,7 +61,12 @@ Design decisions
   and ``clock.now()`` is read *after* the lock is granted, in the transaction that
   inserts the bid; that time is the bid's ``committed_at`` and the receipt's
   ``server_time``. ``bid_deadline_passed`` is 422 (a rule refused it), as for late
-  registrations in the projects domain.
+  registrations in the projects domain. The lock is held until that transaction ends,
+  and every commit of the section queues on it, so only what needs the decision happens
+  under it: every check, and the bid row's fields, come before; under it, the clock, one
+  query (a retry that won, the current bid), the audit event, sequencing (the receipt
+  needs the log index and the signed tree head), the receipt signature and the bid
+  insert. The inclusion proof is not computed there (see :class:`CommitResult`).
 * **Only the latest bid counts.** Committing a new bid supersedes the bidder's current
   one (``is_current`` + the partial unique index ``uq_bids_current``).
 * **Superseded and withdrawn ciphertexts are deleted** after the commit that replaced

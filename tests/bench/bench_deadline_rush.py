@@ -19,8 +19,9 @@ What runs (nothing mocked):
   client (``bidding.bids.client.submit_bid`` over ``urllib3``): the client streams
   envelopes up to 64 MiB through the API (``PUT …/uploads/stream``) and uses presigned
   multipart above that — so 20 MiB bids are streamed, unless ``BENCH_UPLOAD=multipart``;
-  then the commit (``POST …/bids`` with an ``Idempotency-Key``), in which the platform
-  streams the object back from S3 to check envelope, hash and manifest before accepting.
+  then the commit (``POST …/bids`` with an ``Idempotency-Key``). A streamed envelope is
+  checked (structure, hash) on its way to S3 and the commit compares the manifest with
+  those findings; a multipart upload is streamed back from S3 at the commit.
 
 Set-up (not timed): a center, tenderer, agency, one published section whose deadline is
 ``BENCH_DEADLINE_MIN`` minutes ahead (real clock), N bidder organisations with their
@@ -49,10 +50,10 @@ key and names that bid and hash; one ``bid.committed`` audit event per bidder. E
 1 if any check fails.
 
 Where the commit time goes: gunicorn loads a config that wraps a few bids services in each
-worker with timers (``_inspect`` = the stream-back pass, ``_complete_multipart``,
-``_verify_signature``, the section-lock wait, ``upload_bid_stream`` and ``commit_bid``);
-the table shows their totals and percentiles. The wrappers only time; behaviour is the
-platform's own.
+worker with timers (``_inspect`` = the stream-back pass of multipart uploads,
+``_complete_multipart``, ``_verify_signature``, the section-lock wait,
+``upload_bid_stream`` and ``commit_bid``); the table shows their totals and percentiles.
+The wrappers only time; behaviour is the platform's own.
 
 Environment knobs: ``BENCH_BIDDERS`` (200), ``BENCH_MB`` (20, MiB of plaintext; MB/s are
 10⁶ bytes of envelope per second), ``BENCH_CONCURRENCY`` (32), ``BENCH_PROCS`` (4 client
@@ -62,7 +63,8 @@ its 64 MiB threshold; ``stream``; ``multipart``), ``BENCH_DEADLINE_MIN`` (20),
 ``BENCH_VERIFY_HASH`` (1), ``BENCH_DIR``, ``BENCH_KEEP`` (1: keep the temp dir and logs),
 ``BENCH_WHATIF=no_reread`` (an experiment, NOT the platform: the commit reads only the
 header of streamed uploads, see :func:`_install_no_reread`; on moto a header read still
-costs most of a full GET, since moto materialises the object before answering).
+costs most of a full GET, since moto materialises the object before answering; moot
+since streamed uploads are checked on the way in and never read back).
 
 gunicorn: ``deploy/gunicorn.conf.py`` runs ONE gthread worker because Flask-SocketIO in
 threading mode needs sticky sessions; bids are plain HTTP, so a bids node can run several
