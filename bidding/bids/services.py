@@ -115,7 +115,7 @@ from bidding.core.pagination import Page, paginate
 from bidding.core.roles import Actor, Role
 from bidding.core.signing_key import platform_key
 from bidding.core.states import transition
-from bidding.core.storage import Storage, UploadedPart, get_storage
+from bidding.core.storage import ObjectNotFound, Storage, UploadedPart, get_storage
 from bidding.core.storage.base import (
     CHUNK_SIZE,
     checksum_mismatch,
@@ -183,6 +183,12 @@ __all__ = [
 
 #: Default largest ciphertext streamed through the API (MiB; ``SUNBID_BID_STREAM_MAX_MB``).
 DEFAULT_STREAM_MAX_MB = 64
+#: Default largest ciphertext sent by one presigned PUT (MiB; ``SUNBID_BID_SINGLE_PUT_MAX_MB``).
+DEFAULT_SINGLE_PUT_MAX_MB = 512
+#: S3's limit for a single PUT.
+S3_SINGLE_PUT_LIMIT = 5 * 1024 * 1024 * 1024
+#: Content type bound into presigned single-PUT URLs (the client sends it).
+ENVELOPE_CONTENT_TYPE = "application/octet-stream"
 #: Default largest ciphertext at all (MiB; ``SUNBID_BID_MAX_MB``).
 DEFAULT_BID_MAX_MB = 4096
 #: An upload session lasts at most this long (and never beyond the bid deadline).
@@ -226,6 +232,15 @@ def stream_max_bytes() -> int:
 
 def bid_max_bytes() -> int:
     return _mb_setting("bid_max_mb", DEFAULT_BID_MAX_MB)
+
+
+def single_put_max_bytes() -> int:
+    """Largest ciphertext accepted as one presigned PUT (bytes; ≤ 5 GiB, S3's limit)."""
+    return min(
+        _mb_setting("bid_single_put_max_mb", DEFAULT_SINGLE_PUT_MAX_MB),
+        bid_max_bytes(),
+        S3_SINGLE_PUT_LIMIT,
+    )
 
 
 # =========================================================================== deferred work
@@ -348,29 +363,11 @@ def _deadline_passed(section: Section, at: datetime) -> RuleViolation:
 
 
 def _lock_section(section: Section) -> Section:
-    return (
-        _session()
-        .scalars(
-            select(Section)
-            .where(Section.id == section.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        .one()
-    )
+    return db.lock_row(Section, section.id)
 
 
 def _lock_upload(upload: BidUpload) -> BidUpload:
-    return (
-        _session()
-        .scalars(
-            select(BidUpload)
-            .where(BidUpload.id == upload.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        .one()
-    )
+    return db.lock_row(BidUpload, upload.id)
 
 
 def _client_key(value: str | None) -> str:
@@ -396,12 +393,14 @@ def _key_reused(what: str) -> RuleViolation:
 
 @dataclass(frozen=True)
 class UploadTicket:
-    """What a bidder's client needs to send (the rest of) a multipart upload."""
+    """What a bidder's client needs to send (the rest of) an upload: the part URLs of a
+    multipart upload, or the one ``put_url`` of a single-PUT upload."""
 
     upload: BidUpload
     part_size: int
     part_urls: list[tuple[int, str]]
     done_parts: list[UploadedPart]
+    put_url: str | None = None
 
 
 def _new_upload(
@@ -468,6 +467,20 @@ def _part_size(size: int) -> int:
 
 
 def _ticket(storage: Storage, upload: BidUpload) -> UploadTicket:
+    if upload.method is UploadMethod.SINGLE:
+        url = storage.presigned_put_url(
+            upload.storage_key,
+            PART_URL_SECONDS,
+            content_type=ENVELOPE_CONTENT_TYPE,
+            max_size=upload.expected_size,
+        )
+        return UploadTicket(
+            upload=upload,
+            part_size=upload.expected_size,
+            part_urls=[],
+            done_parts=[],
+            put_url=url,
+        )
     assert upload.multipart_upload_id is not None and upload.part_size is not None
     done = storage.list_parts(upload.storage_key, upload.multipart_upload_id)
     done_numbers = {p.part_number for p in done}
@@ -507,44 +520,58 @@ def start_upload(
     sha256: str,
     client_key: str,
     bidder_id: uuid.UUID | None = None,
+    method: UploadMethod | str = UploadMethod.MULTIPART,
 ) -> UploadTicket:
-    """Open (or resume) a presigned multipart upload of a sealed bid (分片上传).
+    """Open (or resume) a presigned upload of a sealed bid straight to the object store:
+    multipart (分片上传, the default) or, with ``method="single"``, one presigned PUT
+    (up to ``SUNBID_BID_SINGLE_PUT_MAX_MB``, default 512 MiB, never above 5 GiB).
 
     ``size`` and ``sha256`` are the envelope's; ``client_key`` identifies the upload for
-    the client: starting again with the same key, size and hash resumes the same session
-    (URLs for the parts not yet received). Refusals: ``forbidden``, ``not_registered``,
+    the client: starting again with the same key, size, hash and method resumes the same
+    session (URLs for the parts not yet received; a fresh PUT URL — re-sending the whole
+    object is harmless). Refusals: ``forbidden``, ``not_registered``,
     ``section_not_published``, ``bid_deadline_passed``, ``upload_too_large``,
-    ``idempotency_key_reused`` (same key, other file), ``bid_upload_unusable``.
+    ``validation_error`` (unknown method), ``idempotency_key_reused`` (same key, other
+    file), ``bid_upload_unusable`` (ended, or started with the other method).
     """
     org = _bidder_org(actor, bidder_id)
     key = _client_key(client_key)
     digest = _sha(sha256)
+    try:
+        kind = UploadMethod(method)
+    except ValueError:
+        kind = UploadMethod.STREAM
+    if kind is UploadMethod.STREAM:
+        raise RuleViolation(
+            _("上传方式不正确。"),
+            code=ErrorCode.VALIDATION_ERROR,
+            details={"method": str(method), "allowed": ["multipart", "single"]},
+        )
     _require_registered(section, org)
     at = now()
     _require_open(section, at)
-    _check_size(size, bid_max_bytes())
+    _check_size(size, single_put_max_bytes() if kind is UploadMethod.SINGLE else bid_max_bytes())
     storage = get_storage()
     existing = _existing_upload(section, org, key)
     if existing is not None:
         if existing.expected_size != size or existing.expected_sha256 != digest:
             raise _key_reused(_("上传"))
-        if existing.method is not UploadMethod.MULTIPART or existing.state not in (
-            PENDING_UPLOAD_STATES
-        ):
+        if existing.method is not kind or existing.state not in PENDING_UPLOAD_STATES:
             raise _upload_unusable(existing)
         return _ticket(storage, existing)
     upload = _new_upload(
         actor,
         section,
         org,
-        method=UploadMethod.MULTIPART,
+        method=kind,
         size=size,
         sha256=digest,
         client_key=key,
         at=at,
     )
-    upload.part_size = _part_size(size)
-    upload.multipart_upload_id = storage.create_multipart_upload(upload.storage_key)
+    if kind is UploadMethod.MULTIPART:
+        upload.part_size = _part_size(size)
+        upload.multipart_upload_id = storage.create_multipart_upload(upload.storage_key)
     _cleanup_if_uncommitted(storage, upload.id, upload.storage_key, upload.multipart_upload_id)
     s = _session()
     s.add(upload)
@@ -851,6 +878,25 @@ def _complete_multipart(storage: Storage, upload: BidUpload) -> None:
         )
     storage.complete_multipart_upload(upload.storage_key, upload.multipart_upload_id, parts)
     info = storage.stat(upload.storage_key)
+    if info.size < upload.expected_size:
+        raise upload_incomplete(info.size, upload.expected_size)
+    if info.size > upload.expected_size:
+        raise upload_too_large(upload.expected_size, info.size)
+    upload.state = UploadState.RECEIVED
+    upload.received_at = now()
+
+
+def _receive_single(storage: Storage, upload: BidUpload) -> None:
+    """The object of a single-PUT upload must be there, with the declared size (the
+    content is checked by the read-back envelope pass)."""
+    try:
+        info = storage.stat(upload.storage_key)
+    except ObjectNotFound:
+        raise RuleViolation(
+            _("投标文件尚未上传完成，请上传后再递交。"),
+            code=ErrorCode.BID_UPLOAD_INCOMPLETE,
+            details={"received": 0, "expected": upload.expected_size},
+        ) from None
     if info.size < upload.expected_size:
         raise upload_incomplete(info.size, upload.expected_size)
     if info.size > upload.expected_size:
@@ -1308,7 +1354,10 @@ def _commit(
     _require_open(section, now())
     storage = get_storage()
     if upload.state is UploadState.OPEN:
-        _complete_multipart(storage, upload)
+        if upload.method is UploadMethod.SINGLE:
+            _receive_single(storage, upload)
+        else:
+            _complete_multipart(storage, upload)
     if upload.envelope_verified:  # checked on its way in: nothing to read back
         info = _Findings.stored_on(upload)
     else:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -25,7 +25,9 @@ from sqlalchemy import (
     Uuid,
     create_engine,
     event,
+    select,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, scoped_session
 from sqlalchemy.orm import sessionmaker as _sessionmaker
@@ -168,6 +170,26 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
+
+
+M = TypeVar("M", bound=Base)
+
+
+def lock_row(model: type[M], row_id: Any) -> M:
+    """Re-read one row with ``SELECT … FOR UPDATE`` (contended transitions lock first).
+
+    ``populate_existing`` refreshes an instance already in the session, so the caller sees
+    what the lock holder committed. On SQLite (no row locks) the database write lock taken
+    by the transaction serialises writers instead.
+    """
+    key = sa_inspect(model).primary_key[0]
+    stmt = (
+        select(model)
+        .where(key == row_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return get_session().scalars(stmt).one()
 
 
 def get_session() -> Session:

@@ -24,6 +24,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from flask import current_app, has_app_context
 
 from bidding.config import Settings
@@ -116,23 +117,31 @@ def _read(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def _generate(path: Path) -> Ed25519PrivateKey:
-    key = Ed25519PrivateKey.generate()
+def create_key_file(path: Path, key: PrivateKeyTypes) -> bool:
+    """Write ``key`` (PKCS#8 PEM, mode 0600) to ``path`` unless the file exists.
+
+    ``O_EXCL``: two processes starting at once never overwrite each other's key; the one
+    that loses gets ``False`` and must read the winner's file.
+    """
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    # O_EXCL: two processes starting at once never overwrite each other's key.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return _read(path)
+        return False
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
     path.chmod(0o600)
-    return key
+    return True
+
+
+def _generate(path: Path) -> Ed25519PrivateKey:
+    key = Ed25519PrivateKey.generate()
+    return key if create_key_file(path, key) else _read(path)
 
 
 def use_settings(settings: Settings) -> None:

@@ -343,42 +343,15 @@ def _require_session(section: Section) -> OpeningSession:
 
 
 def _lock_session(session: OpeningSession) -> OpeningSession:
-    return (
-        _session()
-        .scalars(
-            select(OpeningSession)
-            .where(OpeningSession.id == session.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        .one()
-    )
+    return db.lock_row(OpeningSession, session.id)
 
 
 def _lock_section(section: Section) -> Section:
-    return (
-        _session()
-        .scalars(
-            select(Section)
-            .where(Section.id == section.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        .one()
-    )
+    return db.lock_row(Section, section.id)
 
 
 def _lock_result(result_id: uuid.UUID) -> OpeningResult:
-    return (
-        _session()
-        .scalars(
-            select(OpeningResult)
-            .where(OpeningResult.id == result_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        .one()
-    )
+    return db.lock_row(OpeningResult, result_id)
 
 
 def _progress(session: OpeningSession) -> dict[str, int]:
@@ -1464,16 +1437,7 @@ def answer_objection(actor: Actor, objection: OpeningObjection, answer: str) -> 
             _("只有招标人、招标代理机构或交易中心工作人员可以答复开标异议。"),
             code=ErrorCode.FORBIDDEN,
         )
-    row = (
-        _session()
-        .scalars(
-            select(OpeningObjection)
-            .where(OpeningObjection.id == objection.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        .one()
-    )
+    row = db.lock_row(OpeningObjection, objection.id)
     if row.answer is not None:
         raise Conflict(_("该异议已答复。"), code=ErrorCode.OBJECTION_ALREADY_ANSWERED)
     body = _text(answer, _("答复内容"))

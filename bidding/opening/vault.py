@@ -39,7 +39,6 @@ supports bid by bid.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -48,11 +47,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from flask import current_app
 
 from bidding.config import Settings
+from bidding.core.signing_key import create_key_file
 from crypto.envelope import open_bytes, seal_bytes
 from crypto.pki import load_x25519_private_key_pem
 
@@ -125,19 +124,7 @@ def _load(settings: Settings, name: str) -> X25519PrivateKey:
 
 def _generate(path: Path) -> X25519PrivateKey:
     key = X25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return load_x25519_private_key_pem(path.read_bytes())
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    return key
+    return key if create_key_file(path, key) else load_x25519_private_key_pem(path.read_bytes())
 
 
 def box(name: str, settings: Settings | None = None) -> PlatformBox:

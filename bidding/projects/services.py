@@ -304,14 +304,7 @@ def _org(org_id: uuid.UUID, kind: OrganisationKind, label: str) -> Organisation:
 
 def _lock(section: Section) -> Section:
     """Re-read ``section`` with a row lock (contended transitions)."""
-    s = _session()
-    locked = s.scalars(
-        select(Section)
-        .where(Section.id == section.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    return locked
+    return db.lock_row(Section, section.id)
 
 
 def _require_state(section: Section, *states: SectionState, code: str | None = None) -> None:
