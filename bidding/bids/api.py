@@ -1,7 +1,8 @@
 """The bids API: ``/api/v1/projects/{pid}/sections/{sid}/bids/…`` and ``/api/v1/bids/mine``.
 
 =========================================  ==============================================
-``POST   …/bids/uploads``                  start (or resume) a presigned multipart upload
+``POST   …/bids/uploads``                  start (or resume) a presigned upload: multipart
+                                           (part URLs) or ``method: single`` (``put_url``)
 ``PUT    …/bids/uploads/stream/{key}``     stream the envelope through the API (Content-
                                            Length required, ``?sha256=``); ``key`` is the
                                            client's upload key, so a retry is harmless
@@ -112,6 +113,7 @@ def _ticket_dict(ticket: services.UploadTicket) -> dict[str, Any]:
             {"part_number": p.part_number, "etag": p.etag, "size": p.size}
             for p in ticket.done_parts
         ],
+        "put_url": ticket.put_url,
         "url_expires_in": services.PART_URL_SECONDS,
     }
 
@@ -135,8 +137,9 @@ def commit_dict(result: services.CommitResult) -> dict[str, Any]:
 @bp.input(schemas.StartUploadIn, arg_name="data")
 @bp.output(schemas.UploadTicketOut, status_code=201)
 def start_upload(project_id: uuid.UUID, section_id: uuid.UUID, data: dict[str, Any]) -> Any:
-    """Start (or resume, with the same ``client_key``) a presigned multipart upload of the
-    sealed bid; returns the URLs of the parts still to send."""
+    """Start (or resume, with the same ``client_key``) a presigned upload of the sealed bid
+    straight to the object store: ``multipart`` (returns the URLs of the parts still to
+    send) or ``single`` (returns one ``put_url`` for the whole envelope)."""
     section = _section(project_id, section_id)
     ticket = services.start_upload(
         _actor(),
@@ -144,6 +147,7 @@ def start_upload(project_id: uuid.UUID, section_id: uuid.UUID, data: dict[str, A
         size=data["size"],
         sha256=data["sha256"].lower(),
         client_key=data["client_key"],
+        method=data["method"],
     )
     return _ticket_dict(ticket), 201
 

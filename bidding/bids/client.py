@@ -8,11 +8,13 @@ verify-receipt``.
   and signs the manifest with the bidder's key. Writes ``BID.env`` and ``BID.env.bid.json``
   (project, section, manifest, signature, certificate chain). The plaintext ZIP exists only
   as a temporary 0600 file beside the output and is removed.
-* ``submit BID.env`` uploads (streamed through the API up to ``--stream-max-mb``, else
+* ``submit BID.env`` uploads (streamed through the API up to ``--stream-max-mb``, one
+  presigned PUT straight to the object store up to ``--single-put-max-mb``, else
   presigned multipart) and commits with an ``Idempotency-Key``. Progress is kept in
   ``BID.env.state.json`` (upload key, upload id, commit key): re-running after a network
-  fault resumes the upload (only missing parts are sent) and retries the commit with the
-  same key, so the bid is neither duplicated nor lost. The receipt is written to
+  fault resumes the upload (only missing parts are sent; a single PUT is sent again,
+  which is harmless) and retries the commit with the same key, so the bid is neither
+  duplicated nor lost. The receipt is written to
   ``BID.env.receipt.json``.
 * ``status``, ``withdraw BID_ID``, ``verify-receipt RECEIPT.json`` (signature with the
   platform key from ``--platform-key`` or the API, optional ``--envelope`` hash check and
@@ -308,6 +310,7 @@ def submit_bid(
     envelope: Path,
     *,
     stream_max: int = 64 * 1024 * 1024,
+    single_max: int = 512 * 1024 * 1024,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Upload (resumably) and commit; returns the server's commit response."""
@@ -327,7 +330,14 @@ def submit_bid(
     base = section_path(bid["project_id"], bid["section_id"]) + "/bids"
 
     if not state.get("uploaded"):
-        if "upload_id" not in state and size <= stream_max:
+        method = state.get("method") or ("multipart" if state.get("multipart") else None)
+        if method is None:
+            method = (
+                "stream" if size <= stream_max else "single" if size <= single_max else "multipart"
+            )
+            state["method"] = method
+            _write_json(state_path, state)
+        if method == "stream":
             with envelope.open("rb") as fh:
                 r = api.call(
                     "PUT",
@@ -339,6 +349,8 @@ def submit_bid(
                     },
                 )
             state["upload_id"] = r.json()["id"]
+        elif method == "single":
+            _single_put(api, base, envelope, state, state_path, progress)
         else:
             _multipart(api, base, envelope, state, state_path, progress)
         state["uploaded"] = True
@@ -360,6 +372,42 @@ def submit_bid(
     state["bid_id"] = result["bid"]["id"]
     _write_json(state_path, state)
     return result
+
+
+def _single_put(
+    api: Api,
+    base: str,
+    envelope: Path,
+    state: dict[str, Any],
+    state_path: Path,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """One presigned PUT of the whole envelope (starting again with the same upload key
+    returns the same session and a fresh URL; a second PUT of the same bytes is harmless)."""
+    ticket = api.call(
+        "POST",
+        f"{base}/uploads",
+        json_body={
+            "size": state["size"],
+            "sha256": state["sha256"],
+            "client_key": state["upload_key"],
+            "method": "single",
+        },
+    ).json()
+    state["upload_id"] = ticket["upload"]["id"]
+    _write_json(state_path, state)
+    with envelope.open("rb") as fh:
+        api.call(
+            "PUT",
+            ticket["put_url"],
+            body=_ProgressReader(fh, progress),  # type: ignore[arg-type]
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(state["size"]),
+            },
+            auth=False,
+            ok=(200, 201, 204),
+        )
 
 
 def _multipart(
@@ -548,16 +596,27 @@ def seal_cmd(
 @bid.command("submit")
 @click.argument("envelope", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--stream-max-mb", default=64, show_default=True)
+@click.option("--single-put-max-mb", default=512, show_default=True)
 @click.option("--progress/--no-progress", default=None)
 @click.pass_context
 def submit_cmd(
-    ctx: click.Context, envelope: Path, stream_max_mb: int, progress: bool | None
+    ctx: click.Context,
+    envelope: Path,
+    stream_max_mb: int,
+    single_put_max_mb: int,
+    progress: bool | None,
 ) -> None:
     """Upload and commit (resumable; re-run after any failure)."""
     size = envelope.stat().st_size
     try:
         with _bar(size, "上传", progress if progress is not None else size >= 16 << 20) as cb:
-            result = submit_bid(_api(ctx), envelope, stream_max=stream_max_mb << 20, progress=cb)
+            result = submit_bid(
+                _api(ctx),
+                envelope,
+                stream_max=stream_max_mb << 20,
+                single_max=single_put_max_mb << 20,
+                progress=cb,
+            )
     except ClientError as err:
         _fail(err)
     b = result["bid"]

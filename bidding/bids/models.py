@@ -92,6 +92,7 @@ check_transitions(BidState, BID_TRANSITIONS)
 class UploadMethod(StrEnum):
     STREAM = "stream"  # streamed through the API (PUT, up to SUNBID_BID_STREAM_MAX_MB)
     MULTIPART = "multipart"  # presigned multipart straight to the object store (resumable)
+    SINGLE = "single"  # one presigned PUT straight to the object store (re-PUT to retry)
 
 
 class UploadState(StrEnum):

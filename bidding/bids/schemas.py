@@ -10,7 +10,7 @@ from typing import Any
 
 from apiflask import Schema
 from apiflask.fields import UUID, Boolean, DateTime, Dict, Integer, List, Nested, String
-from apiflask.validators import Length, Range, Regexp
+from apiflask.validators import Length, OneOf, Range, Regexp
 
 from bidding.bids.models import BidState, UploadMethod, UploadState
 from bidding.core.clock import isoformat_z
@@ -37,6 +37,14 @@ class StartUploadIn(Schema):
         required=True,
         validate=Length(min=1, max=128),
         metadata={"description": "the client's id for this upload; repeat it to resume"},
+    )
+    method = String(
+        load_default="multipart",
+        validate=OneOf(["multipart", "single"]),
+        metadata={
+            "description": "multipart (presigned parts, resumable) or single (one presigned"
+            " PUT to put_url, up to SUNBID_BID_SINGLE_PUT_MAX_MB); default multipart"
+        },
     )
 
 
@@ -81,6 +89,13 @@ class UploadTicketOut(Schema):
     part_size = Integer()
     parts = List(Nested(PartUrl), metadata={"description": "parts still to send"})
     done_parts = List(Nested(DonePart))
+    put_url = String(
+        allow_none=True,
+        metadata={
+            "description": "single: PUT the whole envelope here (Content-Type:"
+            " application/octet-stream); null for multipart"
+        },
+    )
     url_expires_in = Integer()
 
 

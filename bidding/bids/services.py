@@ -8,6 +8,7 @@ subclasses with stable codes (``bidding.core.errors.ErrorCode``).
 The flow (客户端 ``sunbid bid submit``)::
 
     start_upload ──► PUT parts to presigned URLs ──┐
+    start_upload(method="single") ──► one PUT ─────┤
                                                     ├──► commit_bid ──► receipt
                                                     │    (inclusion proof: bid_inclusion_proof)
     upload_bid_stream (≤ SUNBID_BID_STREAM_MAX_MB) ─┘
@@ -56,6 +57,17 @@ Design decisions
   store says). For single presigned PUTs on a real S3/MinIO, ``x-amz-checksum-sha256``
   (verified by the store on receipt, and signed into the presigned URL) could replace
   the hash part of the read-back later; the framing check would still need a pass.
+* **Single presigned PUT** (``method="single"``, up to ``SUNBID_BID_SINGLE_PUT_MAX_MB``,
+  default 512 MiB, ≤ 5 GiB): the cheapest path to the store (no multipart complete, no
+  bytes through the platform). Re-sending the PUT is harmless; the commit stats the
+  object (absent: ``bid_upload_incomplete``, the upload is kept; wrong size:
+  ``upload_incomplete``/``upload_too_large``, deleted) and reads it back like a
+  multipart one. Caveat: the committed bid keeps the same key and a presigned PUT URL
+  cannot be revoked, so until it expires its holder (the bidder) could overwrite the
+  committed ciphertext. The URL is therefore never valid beyond the upload's end, which
+  is at the latest the bid deadline (no change after the deadline), and the bid's
+  recorded SHA-256 (receipt, manifest) exposes any change at the opening; only a signed
+  ``x-amz-checksum-sha256`` / ``If-None-Match`` or a copy on commit would prevent it.
 * **The deadline is decided under the section lock**: the section row is locked
   (``SELECT … FOR UPDATE``, the same row the deadline sweep locks with ``SKIP LOCKED``)
   and ``clock.now()`` is read *after* the lock is granted, in the transaction that
@@ -468,9 +480,11 @@ def _part_size(size: int) -> int:
 
 def _ticket(storage: Storage, upload: BidUpload) -> UploadTicket:
     if upload.method is UploadMethod.SINGLE:
+        # never valid beyond the upload's end (≤ the bid deadline): see the module docstring
+        left = int((upload.expires_at - now()).total_seconds())
         url = storage.presigned_put_url(
             upload.storage_key,
-            PART_URL_SECONDS,
+            max(1, min(PART_URL_SECONDS, left)),
             content_type=ENVELOPE_CONTENT_TYPE,
             max_size=upload.expected_size,
         )

@@ -17,11 +17,12 @@ What runs (nothing mocked):
 * the bidders: ``BENCH_CONCURRENCY`` client threads spread over ``BENCH_PROCS`` processes
   (one Python process saturates its own core), each bidder running the real bidder
   client (``bidding.bids.client.submit_bid`` over ``urllib3``): the client streams
-  envelopes up to 64 MiB through the API (``PUT …/uploads/stream``) and uses presigned
-  multipart above that — so 20 MiB bids are streamed, unless ``BENCH_UPLOAD=multipart``;
+  envelopes up to 64 MiB through the API (``PUT …/uploads/stream``), sends one presigned
+  PUT straight to S3 up to 512 MiB and presigned multipart above that — so 20 MiB bids
+  are streamed, unless ``BENCH_UPLOAD=single`` or ``multipart``;
   then the commit (``POST …/bids`` with an ``Idempotency-Key``). A streamed envelope is
   checked (structure, hash) on its way to S3 and the commit compares the manifest with
-  those findings; a multipart upload is streamed back from S3 at the commit.
+  those findings; a single-PUT or multipart upload is streamed back from S3 at the commit.
 
 Set-up (not timed): a center, tenderer, agency, one published section whose deadline is
 ``BENCH_DEADLINE_MIN`` minutes ahead (real clock), N bidder organisations with their
@@ -59,7 +60,8 @@ Environment knobs: ``BENCH_BIDDERS`` (200), ``BENCH_MB`` (20, MiB of plaintext; 
 10⁶ bytes of envelope per second), ``BENCH_CONCURRENCY`` (32), ``BENCH_PROCS`` (4 client
 processes), ``BENCH_WORKERS`` (2 gunicorn workers) and ``BENCH_THREADS`` (threads per
 worker, default = concurrency), ``BENCH_UPLOAD`` (``client``: the client's own choice by
-its 64 MiB threshold; ``stream``; ``multipart``), ``BENCH_DEADLINE_MIN`` (20),
+its 64 MiB threshold; ``stream``; ``single``: one presigned PUT per bid; ``multipart``),
+``BENCH_DEADLINE_MIN`` (20),
 ``BENCH_VERIFY_HASH`` (1), ``BENCH_DIR``, ``BENCH_KEEP`` (1: keep the temp dir and logs),
 ``BENCH_WHATIF=no_reread`` (an experiment, NOT the platform: the commit reads only the
 header of streamed uploads, see :func:`_install_no_reread`; on moto a header read still
@@ -118,6 +120,7 @@ RETRIES = 3
 PG_ADMIN = os.environ.get("SUNBID_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SECRET = "bench-secret-key-0123456789abcdef"
 CLIENT_STREAM_MAX = 64 * 1024 * 1024  # the client's default (--stream-max-mb 64)
+CLIENT_SINGLE_MAX = 512 * 1024 * 1024  # the client's default (--single-put-max-mb 512)
 HELD = "  section lock held (lock → transaction end)"
 
 
@@ -171,9 +174,10 @@ def install_phase_timers(out_dir: str) -> None:
     if os.environ.get("BENCH_WHATIF") == "no_reread":
         _install_no_reread(services)
     wrap("upload_bid_stream", "upload_bid_stream (API stream → S3)")
-    wrap("start_upload", "start_upload (multipart ticket)")
+    wrap("start_upload", "start_upload (presigned ticket)")
     wrap("commit_bid", "commit_bid (whole service)")
     wrap("_complete_multipart", "  _complete_multipart")
+    wrap("_receive_single", "  _receive_single (stat the PUT object)")
     wrap("_inspect", "  _inspect (stream back + hash + parse)")
     wrap("_verify_signature", "  _verify_signature (chain + signature)")
     wrap("_lock_section", "  _lock_section (wait for the section lock)")
@@ -283,7 +287,12 @@ def _client_process(
         p0 = time.perf_counter()
         for attempt in range(RETRIES + 1):
             try:
-                result = submit_bid(api, Path(job["envelope"]), stream_max=job["stream_max"])
+                result = submit_bid(
+                    api,
+                    Path(job["envelope"]),
+                    stream_max=job["stream_max"],
+                    single_max=job["single_max"],
+                )
             except ClientError as err:
                 out["errors"].append(f"{err.code}: {err.message}")
                 if err.exit_code != 5 or attempt == RETRIES:
@@ -778,8 +787,13 @@ def run(
     b1, _ = baseline_pass("a")
     print(f"  {b1:.1f} s, {total / 1e6 / b1:.1f} MB/s", flush=True)
 
-    stream_max = {"client": CLIENT_STREAM_MAX, "stream": 1 << 62, "multipart": 0}[UPLOAD]
-    rjobs = [{**j, "api": api, "stream_max": stream_max} for j in jobs]
+    stream_max, single_max = {
+        "client": (CLIENT_STREAM_MAX, CLIENT_SINGLE_MAX),
+        "stream": (1 << 62, 0),
+        "single": (0, 1 << 62),
+        "multipart": (0, 0),
+    }[UPLOAD]
+    rjobs = [{**j, "api": api, "stream_max": stream_max, "single_max": single_max} for j in jobs]
     left = world["deadline"] - time_now()
     print(
         f"rush: {BIDDERS} bidders, client upload mode {UPLOAD!r}, "

@@ -108,6 +108,10 @@ def prepare(
     return transport, token, files
 
 
+#: options that make the client use presigned multipart for a small envelope
+MULTIPART = ("--stream-max-mb", "0", "--single-put-max-mb", "0")
+
+
 def bid_count() -> int:
     return int(db.get_session().scalar(select(func.count(Bid.id))) or 0)
 
@@ -157,16 +161,16 @@ def test_multipart_resume_after_network_faults(
     transport, token, files = prepare(bw, client, tmp_path)
     out = files["out"]
     transport.fail = [("PUT", "/storage/", "before")]
-    r = run(transport, token, "submit", "--stream-max-mb", "0", str(out))
+    r = run(transport, token, "submit", *MULTIPART, str(out))
     assert r.exit_code == 5 and "network_error" in r.output
     state = json.loads(out.with_name("bid.env.state.json").read_text())
     assert state["multipart"] and state["done_parts"] == []
     # the commit's answer is lost: the bid was accepted, the client does not know
     transport.fail = [("POST", f"{bw.section.id}/bids", "after")]
-    r = run(transport, token, "submit", "--stream-max-mb", "0", str(out))
+    r = run(transport, token, "submit", *MULTIPART, str(out))
     assert r.exit_code == 5
     assert bid_count() == 1
-    r = run(transport, token, "submit", "--stream-max-mb", "0", str(out))
+    r = run(transport, token, "submit", *MULTIPART, str(out))
     assert r.exit_code == 0 and "重复请求" in r.output
     assert bid_count() == 1
     uploads_started = [c for c in transport.calls if c[0] == "POST" and c[1].endswith("/uploads")]
