@@ -45,6 +45,13 @@ from typing import IO, Any, NoReturn, Protocol
 import click
 
 EXIT_USAGE = 1
+#: Envelopes up to this size (MiB) are streamed through the API; above it one presigned PUT
+#: goes straight to the object store (measured: 0.65 vs 0.46 of the raw presigned-PUT
+#: throughput for 200 × 20 MB bids, tests/bench/bench_deadline_rush.py), and above
+#: DEFAULT_SINGLE_PUT_MAX_MB presigned multipart. The server streams up to
+#: SUNBID_BID_STREAM_MAX_MB (64).
+DEFAULT_STREAM_MAX_MB = 8
+DEFAULT_SINGLE_PUT_MAX_MB = 512
 EXIT_REFUSED = 2
 EXIT_IO = 5
 
@@ -309,8 +316,8 @@ def submit_bid(
     api: Api,
     envelope: Path,
     *,
-    stream_max: int = 64 * 1024 * 1024,
-    single_max: int = 512 * 1024 * 1024,
+    stream_max: int = DEFAULT_STREAM_MAX_MB << 20,
+    single_max: int = DEFAULT_SINGLE_PUT_MAX_MB << 20,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Upload (resumably) and commit; returns the server's commit response."""
@@ -595,8 +602,8 @@ def seal_cmd(
 
 @bid.command("submit")
 @click.argument("envelope", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--stream-max-mb", default=64, show_default=True)
-@click.option("--single-put-max-mb", default=512, show_default=True)
+@click.option("--stream-max-mb", default=DEFAULT_STREAM_MAX_MB, show_default=True)
+@click.option("--single-put-max-mb", default=DEFAULT_SINGLE_PUT_MAX_MB, show_default=True)
 @click.option("--progress/--no-progress", default=None)
 @click.pass_context
 def submit_cmd(

@@ -17,9 +17,9 @@ What runs (nothing mocked):
 * the bidders: ``BENCH_CONCURRENCY`` client threads spread over ``BENCH_PROCS`` processes
   (one Python process saturates its own core), each bidder running the real bidder
   client (``bidding.bids.client.submit_bid`` over ``urllib3``): the client streams
-  envelopes up to 64 MiB through the API (``PUT …/uploads/stream``), sends one presigned
+  envelopes up to 8 MiB through the API (``PUT …/uploads/stream``), sends one presigned
   PUT straight to S3 up to 512 MiB and presigned multipart above that — so 20 MiB bids
-  are streamed, unless ``BENCH_UPLOAD=single`` or ``multipart``;
+  go by single PUT, unless ``BENCH_UPLOAD=stream`` or ``multipart``;
   then the commit (``POST …/bids`` with an ``Idempotency-Key``). A streamed envelope is
   checked (structure, hash) on its way to S3 and the commit compares the manifest with
   those findings; a single-PUT or multipart upload is streamed back from S3 at the commit.
@@ -60,7 +60,7 @@ Environment knobs: ``BENCH_BIDDERS`` (200), ``BENCH_MB`` (20, MiB of plaintext; 
 10⁶ bytes of envelope per second), ``BENCH_CONCURRENCY`` (32), ``BENCH_PROCS`` (4 client
 processes), ``BENCH_WORKERS`` (2 gunicorn workers) and ``BENCH_THREADS`` (threads per
 worker, default = concurrency), ``BENCH_UPLOAD`` (``client``: the client's own choice by
-its 64 MiB threshold; ``stream``; ``single``: one presigned PUT per bid; ``multipart``),
+its 8 MiB threshold; ``stream``; ``single``: one presigned PUT per bid; ``multipart``),
 ``BENCH_DEADLINE_MIN`` (20),
 ``BENCH_VERIFY_HASH`` (1), ``BENCH_DIR``, ``BENCH_KEEP`` (1: keep the temp dir and logs),
 ``BENCH_WHATIF=no_reread`` (an experiment, NOT the platform: the commit reads only the
@@ -105,6 +105,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bidding.bids.client import DEFAULT_SINGLE_PUT_MAX_MB, DEFAULT_STREAM_MAX_MB  # noqa: E402
+
 BIDDERS = int(os.environ.get("BENCH_BIDDERS", "200"))
 MB = float(os.environ.get("BENCH_MB", "20"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
@@ -119,8 +121,8 @@ WHATIF = os.environ.get("BENCH_WHATIF", "")
 RETRIES = 3
 PG_ADMIN = os.environ.get("SUNBID_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SECRET = "bench-secret-key-0123456789abcdef"
-CLIENT_STREAM_MAX = 64 * 1024 * 1024  # the client's default (--stream-max-mb 64)
-CLIENT_SINGLE_MAX = 512 * 1024 * 1024  # the client's default (--single-put-max-mb 512)
+CLIENT_STREAM_MAX = DEFAULT_STREAM_MAX_MB << 20  # the client's default (--stream-max-mb)
+CLIENT_SINGLE_MAX = DEFAULT_SINGLE_PUT_MAX_MB << 20  # (--single-put-max-mb)
 HELD = "  section lock held (lock → transaction end)"
 
 
