@@ -20,6 +20,7 @@ from bidding.core.audit import (
     AuditLogState,
     AuditTreeHead,
     AuditTreeNode,
+    deferred_sequencing,
     leaf_bytes,
     record_event,
     sequence_now,
@@ -177,6 +178,53 @@ def test_commit_in_a_unit_of_work_sequences_after_commit(app: Flask) -> None:
     events = list(db.get_session().scalars(select(AuditEvent).order_by(AuditEvent.leaf_index)))
     assert [e.leaf_index for e in events] == [0, 1]
     assert _count(AuditTreeHead) == 1
+
+
+def test_deferred_sequencing_runs_the_sequencer_once_at_the_end(app: Flask) -> None:
+    with deferred_sequencing():
+        for i in range(3):
+            with db.session_scope():
+                record_event(ALICE, "a.b", "thing", str(i))
+            # recorded and committed, but not sequenced after each commit
+            assert _count(AuditEvent) == i + 1
+            assert _count(AuditTreeHead) == 0
+            db.end_scope()
+        with deferred_sequencing(), db.session_scope():  # nested: defers to the outer one
+            record_event(ALICE, "a.c", "thing", "3")
+        assert _count(AuditTreeHead) == 0
+        db.end_scope()
+    # one sequencer run for all four events: one signed head
+    events = list(db.get_session().scalars(select(AuditEvent).order_by(AuditEvent.leaf_index)))
+    assert [e.leaf_index for e in events] == [0, 1, 2, 3]
+    assert _count(AuditTreeHead) == 1
+    db.end_scope()
+    with db.session_scope():  # outside the block: sequenced after each commit again
+        record_event(ALICE, "a.d", "thing", "4")
+    assert _count(AuditTreeHead) == 2
+
+
+def test_deferred_sequencing_in_an_open_transaction_sequences_after_its_commit(
+    app: Flask,
+) -> None:
+    s = db.get_session()
+    with deferred_sequencing():
+        record_event(ALICE, "a.b", "thing", "1")
+    assert _count(AuditTreeHead) == 0  # not inside the caller's open transaction
+    s.commit()
+    db.end_scope()
+    assert _count(AuditTreeHead) == 1
+    db.end_scope()
+    with deferred_sequencing():  # nothing recorded: no sequencer run
+        pass
+    assert _count(AuditTreeHead) == 1
+
+
+def test_deferred_sequencing_rolled_back_leaves_nothing_to_sequence(app: Flask) -> None:
+    with deferred_sequencing(), pytest.raises(RuntimeError), db.session_scope():
+        record_event(ALICE, "a.b", "thing", "1")
+        raise RuntimeError("boom")
+    assert _count(AuditEvent) == 0
+    assert _count(AuditTreeHead) == 0
 
 
 def test_sweep_sequences_leftovers(app: Flask) -> None:

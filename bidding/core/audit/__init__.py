@@ -27,7 +27,9 @@ Instead:
 3. The sequencer runs in its own transaction right after each committed request that
    recorded events (``db.call_after_commit``; it skips if another sequencer holds the
    lock, which will have picked the events up or leaves them for the next run) and from
-   the periodic sweep (:func:`sweep_sequence`), which catches anything left.
+   the periodic sweep (:func:`sweep_sequence`), which catches anything left. Bulk callers
+   that commit many short transactions in a row (the opening's decrypt worker) wrap them
+   in :func:`deferred_sequencing`: one sequencer run at the end instead of one per commit.
 4. :func:`sequence_now` sequences inside the caller's transaction for the few callers
    that must hand out a leaf index at once (bid receipts); they hold the lock until they
    commit.
@@ -45,6 +47,7 @@ from bidding.core.audit.models import AuditEvent, AuditLogState, AuditTreeHead, 
 from bidding.core.audit.services import (
     Actor,
     consistency_proof_between,
+    deferred_sequencing,
     inclusion_proof_for,
     latest_tree_head,
     leaf_bytes,
@@ -64,6 +67,7 @@ __all__ = [
     "Problem",
     "VerifyReport",
     "consistency_proof_between",
+    "deferred_sequencing",
     "inclusion_proof_for",
     "init_app",
     "latest_tree_head",

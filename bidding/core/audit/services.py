@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -39,6 +41,7 @@ __all__ = [
     "Actor",
     "DbLeafSource",
     "consistency_proof_between",
+    "deferred_sequencing",
     "event_by_id",
     "inclusion_proof_for",
     "latest_tree_head",
@@ -158,7 +161,43 @@ def record_event(
     return event
 
 
+#: Inside :func:`deferred_sequencing`: a one-element list, set True once an event was
+#: recorded whose after-commit sequencing was skipped; None outside.
+_deferred: ContextVar[list[bool] | None] = ContextVar("audit_deferred_sequencing", default=None)
+
+
+@contextmanager
+def deferred_sequencing() -> Iterator[None]:
+    """Batch the sequencing of the events recorded inside (for bulk callers, e.g. a worker
+    that commits many short transactions in a row).
+
+    Events are still recorded in the caller's transactions, exactly as without it; only
+    the after-commit sequencer (one signed tree head per commit) is skipped inside. When
+    the outermost block ends and events were recorded, the sequencer runs once: at once
+    if no transaction is open, else after the open one commits. Nested blocks defer to
+    the outermost; the sweep catches anything left (e.g. when the block raised).
+    """
+    if _deferred.get() is not None:
+        yield
+        return
+    flag = [False]
+    token = _deferred.set(flag)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+    if flag[0]:
+        if db.session.registry.has() and db.session().in_transaction():
+            _sequence_after_commit_of(db.session())
+        else:
+            _sequence_after_commit()
+
+
 def _sequence_after_commit_of(s: Session) -> None:
+    deferred = _deferred.get()
+    if deferred is not None:
+        deferred[0] = True
+        return
     pending = s.info.get("pending_callbacks", [])
     if _sequence_after_commit not in pending:
         db.call_after_commit(_sequence_after_commit, s)
