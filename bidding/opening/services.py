@@ -30,7 +30,7 @@ import logging
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -105,7 +105,9 @@ __all__ = [
     "answer_objection",
     "capacity_of",
     "classify_failure",
+    "complete_finished_openings",
     "complete_opening",
+    "decrypt_chunks",
     "decrypt_result",
     "get_session_of",
     "hall_state",
@@ -214,6 +216,32 @@ def _enqueue_decrypt(result_id: uuid.UUID) -> None:
     from bidding.opening.tasks import decrypt_bid
 
     enqueue(decrypt_bid, str(result_id))
+
+
+#: Most bids one decrypt task opens (each in its own transaction).
+DECRYPT_CHUNK = 8
+#: The last bids go out in chunks of this size, so that the workers finish together.
+DECRYPT_TAIL_CHUNK = 2
+DECRYPT_TAIL = 16
+
+
+def decrypt_chunks(ids: Sequence[uuid.UUID]) -> list[list[uuid.UUID]]:
+    """Split the bids to decrypt into task-sized chunks: ≤ ``DECRYPT_CHUNK`` each, the
+    last ``DECRYPT_TAIL`` in chunks of ``DECRYPT_TAIL_CHUNK`` (a big last chunk would
+    leave the other workers idle at the end)."""
+    ids = list(ids)
+    head = max(0, len(ids) - DECRYPT_TAIL)
+    chunks = [ids[i : min(i + DECRYPT_CHUNK, head)] for i in range(0, head, DECRYPT_CHUNK)]
+    chunks += [ids[i : i + DECRYPT_TAIL_CHUNK] for i in range(head, len(ids), DECRYPT_TAIL_CHUNK)]
+    return chunks
+
+
+def _enqueue_decrypt_many(result_ids: Sequence[uuid.UUID]) -> None:
+    from bidding.core.tasks import enqueue
+    from bidding.opening.tasks import decrypt_bids
+
+    for chunk in decrypt_chunks(result_ids):
+        enqueue(decrypt_bids, [str(i) for i in chunk])
 
 
 # =========================================================================== access
@@ -678,9 +706,9 @@ def _quorum_reached(session: OpeningSession, section: Section) -> None:
         {"from": str(previous), "to": str(session.state), "k": session.k},
     )
     _emit_after_commit(section.id, OPENING_STATE_CHANGED, {"state": str(session.state)})
-    for result in session.results:
-        if result.status is ResultStatus.PENDING:
-            _enqueue_decrypt(result.id)
+    _enqueue_decrypt_many(
+        [result.id for result in session.results if result.status is ResultStatus.PENDING]
+    )
 
 
 def _load_shares(session: OpeningSession, section: Section) -> list[Share]:
@@ -1115,13 +1143,16 @@ def _finish(
     _emit_after_commit(section.id, BID_DECRYPTED, result_view(result))
 
 
-def decrypt_result(result_id: uuid.UUID) -> OpeningResult | None:
+def decrypt_result(result_id: uuid.UUID, *, complete: bool = True) -> OpeningResult | None:
     """Decrypt one bid (the decrypt task's service): stream the ciphertext from storage,
     recover the data key (the opening key rebuilt in memory from the vault-sealed shares,
     or the bidder's handed-over key), open the envelope against the signed hash and
     commitment, read the price sheet, archive the data key, record the result, and
     complete the opening when it was the last bid. Idempotent: a finished result is
-    returned unchanged; a result that cannot be opened yet is left pending."""
+    returned unchanged; a result that cannot be opened yet is left pending.
+
+    ``complete=False`` (a task decrypting a chunk of bids): leave the completion check to
+    the caller, :func:`complete_finished_openings` once after the chunk."""
     s = _session()
     # one round trip for everything the attempt reads (the relationships then resolve
     # from the identity map): the result, its session, section, bid and bidder
@@ -1145,8 +1176,31 @@ def decrypt_result(result_id: uuid.UUID) -> OpeningResult | None:
     if result.status is not ResultStatus.PENDING:  # another worker finished it meanwhile
         return result
     _finish(result, section, outcome.status, evidence=outcome.evidence, outcome=outcome)
-    _maybe_complete(session, section)
+    if complete:
+        _maybe_complete(session, section)
     return result
+
+
+def complete_finished_openings(result_ids: Sequence[uuid.UUID]) -> int:
+    """Complete the openings of these results whose every bid is finished (after a chunk of
+    :func:`decrypt_result` calls with ``complete=False``, each committed). Run after the
+    chunk's commits, under the session's row lock, it sees every committed result, so the
+    last chunk of an opening to finish completes it. Returns how many are completed."""
+    s = _session()
+    rows = s.execute(
+        select(OpeningSession, Section)
+        .join(Section, Section.id == OpeningSession.section_id)
+        .where(
+            OpeningSession.id.in_(
+                select(OpeningResult.session_id).where(OpeningResult.id.in_(list(result_ids)))
+            )
+        )
+    ).all()
+    done = 0
+    for session, section in rows:
+        _maybe_complete(session, section)
+        done += session.state is OpeningState.COMPLETED
+    return done
 
 
 def _maybe_complete(session: OpeningSession, section: Section) -> None:

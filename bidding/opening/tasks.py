@@ -1,8 +1,16 @@
 """Background work of the opening (开标后台任务).
 
-* ``opening.decrypt_bid`` — one task per bid, ``acks_late`` and idempotent: a redelivered
-  or duplicated task finds the result no longer pending and does nothing. Emits to the
-  hall go through the Socket.IO message queue (``SUNBID_SOCKETIO_QUEUE``) from the worker.
+* ``opening.decrypt_bids`` — a chunk of bids (the quorum queues all bids in chunks of
+  ≤ 8, :func:`~bidding.opening.services.decrypt_chunks`), each bid decrypted and committed
+  in its own transaction: a failing bid neither blocks nor rolls back the others, and
+  each result reaches the hall right after its commit. The audit log is sequenced once
+  per chunk (:func:`~bidding.core.audit.deferred_sequencing`) and the completion checked
+  once per chunk, after its commits.
+* ``opening.decrypt_bid`` — one bid (a key handed over for self-opening).
+
+Both are ``acks_late`` and idempotent: a redelivered or duplicated task finds the results
+no longer pending and skips them. Emits to the hall go through the Socket.IO message
+queue (``SUNBID_SOCKETIO_QUEUE``) from the worker.
 * sweeps: ``opening.start_due_openings`` (closed sections → opening) and
   ``opening.advance_due_sessions`` (quorum window → self-open window → completion).
 """
@@ -10,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from datetime import datetime
 from typing import Any
@@ -17,8 +26,11 @@ from typing import Any
 from celery.signals import worker_init
 from flask import Flask
 
-from bidding.core.tasks import celery, register_sweep
+from bidding.core import audit, db
+from bidding.core.tasks import AppContextTask, celery, register_sweep
 from bidding.opening import services
+
+log = logging.getLogger(__name__)
 
 
 @celery.task(name="opening.decrypt_bid", acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
@@ -26,6 +38,35 @@ def decrypt_bid(result_id: str) -> str | None:
     """Decrypt one bid; returns its status (or None when it cannot be opened yet)."""
     result = services.decrypt_result(uuid.UUID(result_id))
     return None if result is None else str(result.status)
+
+
+@celery.task(  # type: ignore[untyped-decorator]
+    name="opening.decrypt_bids", base=AppContextTask, acks_late=True, reject_on_worker_lost=True
+)
+def decrypt_bids(result_ids: list[str]) -> dict[str, str | None]:
+    """Decrypt a chunk of bids, one transaction each; returns {result id: status or None}.
+
+    A bid whose decryption raised (not a classified failure, which is recorded as the
+    bid's result) is logged and left pending; the others go on, and the task then fails
+    with the first such error, as a one-bid task would have."""
+    ids = [uuid.UUID(r) for r in result_ids]
+    statuses: dict[str, str | None] = {}
+    first_error: Exception | None = None
+    with audit.deferred_sequencing():
+        for rid in ids:
+            try:
+                with db.session_scope():
+                    result = services.decrypt_result(rid, complete=False)
+                    statuses[str(rid)] = None if result is None else str(result.status)
+            except Exception as exc:
+                log.exception("opening: decrypting result %s failed", rid)
+                statuses[str(rid)] = None
+                first_error = first_error or exc
+        with db.session_scope():
+            services.complete_finished_openings(ids)
+    if first_error is not None:
+        raise first_error
+    return statuses
 
 
 @worker_init.connect  # type: ignore[untyped-decorator]

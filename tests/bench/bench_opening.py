@@ -212,6 +212,7 @@ def run(app: Any, settings: Any, tmp: Path, procs: list[Any], secret: str) -> No
         time.sleep(3)  # let the pool start before timing
     else:
         services._enqueue_decrypt = lambda rid: queued.append(str(rid))  # type: ignore[assignment]
+        services._enqueue_decrypt_many = lambda rids: queued.extend(map(str, rids))  # type: ignore[assignment]
 
     storage = get_storage()
 

@@ -1,0 +1,120 @@
+"""Decryption in chunks: one task opens several bids, each in its own transaction, with
+the audit log sequenced and the completion checked once per chunk. Eager Celery, SQLite."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bidding.core import db
+from bidding.core.audit import AuditEvent, AuditTreeHead
+from bidding.core.clock import Clock
+from bidding.opening import services
+from bidding.opening.models import OpeningSession, OpeningState, ResultStatus
+from bidding.projects.models import Section
+from tests.opening.conftest import Emits
+from tests.opening.factories import commit, opening_with_bids, share_json
+from tests.projects.factories import World
+
+
+def _count(model: type, *where: Any) -> int:
+    return db.get_session().scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def _tasks() -> Any:
+    # imported late: importing the tasks module registers the opening's sweeps, and a
+    # registration at collection time would put them before the projects' closing sweep
+    from bidding.opening import tasks
+
+    return tasks
+
+
+def test_chunks_keep_every_bid_in_order_with_a_small_tail() -> None:
+    ids = [uuid.uuid4() for _ in range(200)]
+    chunks = services.decrypt_chunks(ids)
+    assert [i for c in chunks for i in c] == ids
+    assert all(len(c) <= services.DECRYPT_CHUNK for c in chunks)
+    assert [len(c) for c in chunks[-8:]] == [services.DECRYPT_TAIL_CHUNK] * 8
+    assert services.decrypt_chunks(ids[:3]) == [ids[0:2], ids[2:3]]
+    assert services.decrypt_chunks([]) == []
+
+
+def test_quorum_queues_the_bids_in_chunks(
+    world: World, frozen_clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks = _tasks()
+    queued: list[list[str]] = []
+    monkeypatch.setattr(
+        tasks.decrypt_bids, "apply_async", lambda args, kwargs: queued.append(*args)
+    )
+    section, _, session = opening_with_bids(world, frozen_clock, n=3)
+    services.release_share(world.staff, section, share_json(world, section, world.staff.id))
+    services.release_share(
+        world.supervisor, section, share_json(world, section, world.supervisor.id)
+    )
+    commit()
+    session = db.get_session().get(OpeningSession, session.id)
+    assert queued == [[str(r.id) for r in session.results[:2]], [str(session.results[2].id)]]
+
+
+def test_a_failing_bid_leaves_the_others_committed_and_a_redelivery_finishes(
+    world: World, frozen_clock: Clock, emits: Emits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks = _tasks()
+    queued: list[uuid.UUID] = []
+    monkeypatch.setattr(services, "_enqueue_decrypt_many", queued.extend)
+    section, _, session = opening_with_bids(world, frozen_clock, n=3)
+    section_id, session_id = section.id, session.id
+    services.release_share(world.staff, section, share_json(world, section, world.staff.id))
+    services.release_share(
+        world.supervisor, section, share_json(world, section, world.supervisor.id)
+    )
+    commit()
+    assert len(queued) == 3
+    bad = queued[1]
+    heads_before = _count(AuditTreeHead)
+    db.end_scope()
+
+    attempt = services._attempt
+
+    def broken(result: Any, *args: Any) -> Any:
+        if result.id == bad:
+            raise RuntimeError("worker bug")
+        return attempt(result, *args)
+
+    monkeypatch.setattr(services, "_attempt", broken)
+    with pytest.raises(RuntimeError, match="worker bug"):
+        tasks.decrypt_bids([str(i) for i in queued])
+
+    session = db.get_session().get(OpeningSession, session_id)
+    by_id = {r.id: r for r in session.results}
+    assert [by_id[i].status for i in queued] == [
+        ResultStatus.OPENED,
+        ResultStatus.PENDING,
+        ResultStatus.OPENED,
+    ]
+    assert session.state is OpeningState.DECRYPTING  # not complete: one bid pending
+    assert emits.names().count("bid_decrypted") == 2  # each emitted after its own commit
+    # the two results' events were recorded and sequenced by one run after the chunk
+    assert _count(AuditEvent, AuditEvent.action == "opening.bid_opened") == 2
+    assert _count(AuditEvent, AuditEvent.leaf_index.is_(None)) == 0
+    assert _count(AuditTreeHead) == heads_before + 1
+    opened_at = {i: by_id[i].decrypted_at for i in queued if i != bad}
+    db.end_scope()
+
+    # redelivery (acks_late) of the whole chunk: the opened bids are skipped
+    monkeypatch.setattr(services, "_attempt", attempt)
+    statuses = tasks.decrypt_bids([str(i) for i in queued])
+    assert set(statuses.values()) == {"opened"}
+    session = db.get_session().get(OpeningSession, session_id)
+    assert session.state is OpeningState.COMPLETED
+    assert db.get_session().get(Section, section_id) is not None
+    by_id = {r.id: r for r in session.results}
+    assert all(by_id[i].decrypted_at == t for i, t in opened_at.items())
+    assert _count(AuditEvent, AuditEvent.action == "opening.bid_opened") == 3
+    assert _count(AuditEvent, AuditEvent.leaf_index.is_(None)) == 0
+    assert emits.names().count("bid_decrypted") == 3
+    assert emits.names().count("opening_completed") == 1
