@@ -3,6 +3,7 @@ the audit log sequenced and the completion checked once per chunk. Eager Celery,
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -118,3 +119,11 @@ def test_a_failing_bid_leaves_the_others_committed_and_a_redelivery_finishes(
     assert _count(AuditEvent, AuditEvent.leaf_index.is_(None)) == 0
     assert emits.names().count("bid_decrypted") == 3
     assert emits.names().count("opening_completed") == 1
+
+
+def test_hash_thread_is_off_unless_set(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = app.extensions["sunbid_settings"]
+    assert services._hash_thread() is False
+    on = dataclasses.replace(settings, extra={**settings.extra, "opening_hash_thread": "true"})
+    monkeypatch.setitem(app.extensions, "sunbid_settings", on)
+    assert services._hash_thread() is True
