@@ -17,6 +17,7 @@ is a later concern.
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,12 +130,21 @@ def create_key_file(path: Path, key: PrivateKeyTypes) -> bool:
         serialization.NoEncryption(),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
+    # written in full to a private file first, then linked into place (atomic, fails if
+    # the name exists): a loser never reads a winner's half-written file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+    finally:
+        tmp.unlink(missing_ok=True)
     path.chmod(0o600)
     return True
 
