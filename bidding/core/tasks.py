@@ -121,9 +121,8 @@ def init_app(app: Flask) -> None:
 
 
 def _reset_broker_pools() -> None:
-    pool = celery._pool
-    if pool is not None:
-        pool.force_close_all()
+    # Drop our references only: kombu keeps a process-wide producer pool per broker URL,
+    # so closing the old pool here would break a later app pointed at the same URL.
     celery._pool = None
     if "amqp" in celery.__dict__:
         celery.amqp._producer_pool = None

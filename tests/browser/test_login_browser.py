@@ -150,7 +150,7 @@ def test_phone_width_layout_and_chinese_glyphs(
                 try:
                     page.wait_for_selector("text=退出登录", state="visible", timeout=5000)
                     break
-                except Exception:  # noqa: BLE001
+                except Exception:
                     continue
             assert page.is_visible("text=退出登录")
         # the Chinese is drawn with a real font, not as identical boxes
