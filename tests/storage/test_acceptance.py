@@ -73,4 +73,7 @@ def test_s3_backend_streams_256_mib(s3_storage_url: str, expected_sha256: str) -
 
 def test_the_probe_sees_a_buffering_implementation(tmp_path: Path) -> None:
     report = probe(f"file://{tmp_path / 'objects'}", mode="naive")
-    assert report["growth_mib"] > 200, report
+    # Holding the 256 MiB object must show far beyond the 64 MiB limit the real tests
+    # enforce (the high-water mark may already include earlier allocations, so not all
+    # 256 MiB need show as growth).
+    assert report["growth_mib"] > 128, report
