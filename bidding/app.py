@@ -8,7 +8,7 @@ from typing import Any
 
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
-from flask import Flask, Response, g, has_request_context, render_template, request
+from flask import Flask, Response, g, has_request_context, jsonify, render_template, request
 from flask_babel import Babel, gettext
 from werkzeug.exceptions import HTTPException
 
@@ -159,8 +159,6 @@ def _wants_json() -> bool:
 
 
 def _json_error(code: str, message: str, status: int, details: Any = None) -> Response:
-    from flask import jsonify
-
     body: dict[str, Any] = {"code": str(code), "message": message}
     if details:
         body["details"] = details
@@ -177,7 +175,8 @@ def _install_error_handlers(app: APIFlask) -> None:
         if db.session.registry.has():
             db.session().rollback()
         if _wants_json():
-            response = _json_error(err.code, err.message, err.http_status, err.details)
+            response = jsonify(err.to_dict())
+            response.status_code = err.http_status
             if err.http_status == 429 and "retry_after" in err.details:
                 response.headers["Retry-After"] = str(err.details["retry_after"])
             return response
