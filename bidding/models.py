@@ -12,6 +12,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "bidding.projects.models",
     "bidding.bids.models",
     "bidding.opening.models",
+    "bidding.notifications.models",
 )
 
 

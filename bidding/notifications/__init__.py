@@ -1,0 +1,1 @@
+"""Notifications (消息通知): the in-app inbox of bidders, tenderers and agencies."""
