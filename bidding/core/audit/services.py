@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
@@ -40,13 +40,17 @@ log = logging.getLogger(__name__)
 __all__ = [
     "Actor",
     "DbLeafSource",
+    "EventListener",
+    "add_listener",
     "consistency_proof_between",
     "deferred_sequencing",
     "event_by_id",
     "inclusion_proof_for",
     "latest_tree_head",
     "leaf_bytes",
+    "on_event",
     "record_event",
+    "remove_listener",
     "sequence_now",
     "sequence_pending",
     "sweep_sequence",
@@ -84,6 +88,44 @@ class Actor(Protocol):
 
     @property
     def username(self) -> str: ...
+
+
+# --------------------------------------------------------------------------- listeners
+
+#: Called by :func:`record_event` with the flushed event, inside the recording transaction.
+EventListener = Callable[[AuditEvent], None]
+
+_listeners: dict[str, list[EventListener]] = {}
+
+
+def add_listener(action: str, listener: EventListener) -> None:
+    """Call ``listener`` whenever an event with ``action`` is recorded (once per pair).
+
+    It runs inside the caller's transaction, after the event row is flushed: what it adds
+    to the session commits or rolls back with the state change; if it raises, the caller's
+    operation fails. It may read the database but must not commit.
+    """
+    registered = _listeners.setdefault(action, [])
+    if listener not in registered:
+        registered.append(listener)
+
+
+def remove_listener(action: str, listener: EventListener) -> None:
+    """Undo :func:`add_listener` (no-op if absent)."""
+    registered = _listeners.get(action, [])
+    if listener in registered:
+        registered.remove(listener)
+
+
+def on_event(*actions: str) -> Callable[[EventListener], EventListener]:
+    """Decorator form of :func:`add_listener` for one or more actions."""
+
+    def decorator(listener: EventListener) -> EventListener:
+        for action in actions:
+            add_listener(action, listener)
+        return listener
+
+    return decorator
 
 
 # --------------------------------------------------------------------------- recording
@@ -136,7 +178,9 @@ def record_event(
     rolls back, the event is gone with it. Once the transaction commits, the event is
     appended to the Merkle log by the sequencer (after the commit, or by the sweep).
     ``data`` must be JSON-like; UUIDs, datetimes, dates, decimals and enums are written as
-    strings. Secrets (``password``, ``token``, ``private_key`` …) are refused.
+    strings. Secrets (``password``, ``token``, ``private_key`` …) are refused. Listeners
+    registered for ``action`` (:func:`add_listener`) run after the flush, in this
+    transaction.
     """
     if not action or len(action) > 100:
         raise ValueError("audit action must be 1..100 characters")
@@ -157,6 +201,8 @@ def record_event(
     s = db.get_session()
     s.add(event)
     s.flush()
+    for listener in tuple(_listeners.get(action, ())):
+        listener(event)
     _sequence_after_commit_of(s)
     return event
 
