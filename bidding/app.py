@@ -29,6 +29,7 @@ DOMAINS: tuple[str, ...] = (
     "bidding.projects",
     "bidding.bids",
     "bidding.opening",
+    "bidding.notifications",
     "bidding.core.realtime",
 )
 
