@@ -460,6 +460,10 @@ def seed(session: Session, settings: Settings) -> DemoResult:
         and services.registration_of(first, bidder_org.id) is None
     ):
         services.register_bidder(actors[BIDDER], first)
+        # Once, with the registration: the demo bidder finds it in its 消息中心.
+        services.issue_clarification(
+            manager, first, text="第三章技术参数第5项“≥64排”更正为“≥128排”，其余不变。"
+        )
 
     # Section 2: under fair-competition review with one finding.
     second = _section(
