@@ -1,5 +1,5 @@
 """The ``sunbid`` command (运维命令): serve, migrate, seed the demo, manage users, verify the
-audit log, run the sweep once."""
+audit log, run the sweep once, load holiday calendars."""
 
 from __future__ import annotations
 
@@ -188,6 +188,16 @@ def _register_bid_client() -> None:
 
 
 _register_bid_client()
+
+
+def _register_calendar() -> None:
+    """``sunbid calendar …``: load and show holiday calendars (bidding/projects/calendar_cli.py)."""
+    from bidding.projects.calendar_cli import calendar
+
+    main.add_command(calendar)
+
+
+_register_calendar()
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ All periods are counted on **Asia/Shanghai calendar dates**, whatever the time o
   working days, SSTL 16, L87 18): both the first and the last date count, as notices
   write them ("获取时间：2026年3月2日至3月6日" is 5 working days).
 * working days come from a :class:`~bidding.projects.calendar.WorkingCalendar`
-  (see there for how they are counted); a year without holiday data raises
-  ``holiday_calendar_missing``.
+  (see there for how they are counted), by default the one in force
+  (:func:`~bidding.projects.calendar.current_calendar`: packaged years plus the center's
+  loaded files); a year without holiday data raises ``holiday_calendar_missing``.
 
 Every input time must be timezone-aware; results are aware UTC.
 """
@@ -29,7 +30,7 @@ from enum import StrEnum
 from flask_babel import gettext as _
 
 from bidding.core.errors import ErrorCode
-from bidding.projects.calendar import WorkingCalendar, national_calendar
+from bidding.projects.calendar import WorkingCalendar, current_calendar
 from bidding.projects.rules.base import (
     Basis,
     ProcurementKind,
@@ -58,7 +59,7 @@ CONTRACT_DAYS = 30
 
 
 def _calendar(calendar: WorkingCalendar | None) -> WorkingCalendar:
-    return calendar if calendar is not None else national_calendar()
+    return calendar if calendar is not None else current_calendar()
 
 
 @dataclass(frozen=True)
