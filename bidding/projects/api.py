@@ -24,6 +24,7 @@ from bidding.core.idempotency import IdempotencyHeaders, idempotent
 from bidding.core.pagination import PageQuery, page_schema
 from bidding.core.roles import Actor
 from bidding.projects import schemas, services
+from bidding.projects.fairness.i18n import finding_text
 from bidding.projects.models import (
     Clarification,
     DocumentKind,
@@ -163,17 +164,18 @@ def document_dict(d: TenderDocument) -> dict[str, Any]:
 
 
 def finding_dict(f: ReviewFinding) -> dict[str, Any]:
+    """A finding with its rule texts in the request language (stored Chinese by default)."""
     return {
         "id": f.id,
         "document_id": f.document_id,
         "review_round": f.review_round,
         "rule_id": f.rule_id,
-        "title": f.title,
+        "title": finding_text(f, "title"),
         "severity": f.severity,
         "clause": f.clause,
         "location": f.location,
-        "legal_basis": f.legal_basis,
-        "suggestion": f.suggestion,
+        "legal_basis": finding_text(f, "legal_basis"),
+        "suggestion": finding_text(f, "suggestion"),
         "status": str(f.status),
         "override_reason": f.override_reason,
         "overridden_by_id": f.overridden_by_id,

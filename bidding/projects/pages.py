@@ -26,6 +26,7 @@ from bidding.core.clock import SHANGHAI
 from bidding.core.errors import DomainError, NotFound
 from bidding.core.roles import CENTER_SIDE, Actor, Role
 from bidding.projects import services
+from bidding.projects.fairness.i18n import finding_text
 from bidding.projects.models import (
     DocumentKind,
     Objection,
@@ -204,6 +205,7 @@ def section(project_id: uuid.UUID, section_id: uuid.UUID) -> Any:
         project=s.project,
         documents=services.list_documents(actor, s),
         findings=findings,
+        finding_text=finding_text,
         objections=services.objections_of(actor, s),
         manager=manager,
         center_side=center_side,

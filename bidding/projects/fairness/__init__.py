@@ -4,6 +4,10 @@ Pure and database-free: :func:`review_file` extracts the text of a ``.docx``, ``
 ``.txt`` or ``.md`` tender document and runs the review rules (``rules/*.toml``, one file
 per rule, the 14 kinds of restrictive clause in DOMAIN.md) over it; the tender lifecycle
 stores the findings and blocks publication until they are resolved or overridden.
+
+Every rule's title, legal basis, suggestion and numeric messages exist in Chinese and
+English (``title_en`` …); stored findings keep the Chinese and are shown in the request
+language by :func:`~bidding.projects.fairness.i18n.finding_text`.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ Rules are data: one TOML file per rule in ``rules/`` (``R01_brand.toml`` …), p
     title = "…"                     # what the clause does wrong, in Chinese
     legal_basis = "…"               # the articles it breaks
     suggestion = "…"                # what the drafter should write instead
+    title_en = "…"                  # the same three in English (shown under ?lang=en);
+    legal_basis_en = "…"            # laws named in English, the Chinese title kept in
+    suggestion_en = "…"             # parentheses
     applies_to = "both"             # tendering | procurement | both
     severity = "high"               # high | medium | low
     negation_window = 20            # a {NEG} word this many characters before a match
@@ -33,6 +36,11 @@ Rules are data: one TOML file per rule in ``rules/`` (``R01_brand.toml`` …), p
     works_only = false              # only for construction works (施工)
     applies_to = "both"             # narrower than the rule's, if needed
     message = "投标保证金为 {value}%，超过 {limit}% 的上限"
+    message_en = "Bid security of {value}% exceeds the {limit}% cap"   # required with message
+
+Every text is kept in both languages: Chinese is what the platform stores and shows by
+default; :meth:`Rule.text`, :meth:`Finding.to_dict` and
+:func:`~bidding.projects.fairness.i18n.finding_text` pick English for an English locale.
 
 :func:`load_rules` validates every file when it loads them (a broken file raises
 :class:`RuleFileError` naming it) and caches the compiled rules; :func:`review_document`
@@ -71,6 +79,7 @@ __all__ = [
     "RuleFileError",
     "Scope",
     "Severity",
+    "is_english",
     "load_rules",
     "review_document",
     "review_file",
@@ -106,6 +115,15 @@ class RuleFileError(ValueError):
     """A rule file is missing a field, has a wrong value or an invalid pattern."""
 
 
+#: The texts a rule has in both languages (``<field>`` in Chinese, ``<field>_en``).
+TEXT_FIELDS = ("title", "legal_basis", "suggestion")
+
+
+def is_english(locale: object) -> bool:
+    """Whether ``locale`` (a Babel ``Locale``, ``"en"``, ``"en_US"`` …) asks for English."""
+    return locale is not None and str(locale).split("_")[0].lower() == "en"
+
+
 Quantity = Literal["percent", "amount", "days"]
 
 
@@ -125,17 +143,19 @@ class NumericCheck:
     works_only: bool
     applies_to: Scope
     message: str
+    message_en: str = "{value}"
 
     def applies(self, *, procurement: bool, works: bool) -> bool:
         return self.applies_to.covers(procurement) and (works or not self.works_only)
 
-    def violations(self, text: str) -> list[tuple[int, int, str]]:
-        """(start, end, message) for every out-of-limit number this check reads in text."""
+    def violations(self, text: str) -> list[tuple[int, int, str, str]]:
+        """(start, end, message, English message) for every out-of-limit number this check
+        reads in text."""
         if self.requires is not None and not self.requires.search(text):
             return []
         if self.unless is not None and self.unless.search(text):
             return []
-        found: list[tuple[int, int, str]] = []
+        found: list[tuple[int, int, str, str]] = []
         seen: set[int] = set()
         for anchor in self.context.finditer(text):
             end = min(len(text), anchor.end() + self.window)
@@ -160,8 +180,10 @@ class NumericCheck:
                 if limit is None:
                     continue
                 seen.add(v_start)
-                message = self.message.format(value=_fmt(value), limit=_fmt(limit))
-                found.append((v_start, v_end, message))
+                shown = {"value": _fmt(value), "limit": _fmt(limit)}
+                found.append(
+                    (v_start, v_end, self.message.format(**shown), self.message_en.format(**shown))
+                )
         return found
 
     def _values(self, text: str, start: int, end: int) -> list[tuple[Decimal, int, int]]:
@@ -206,14 +228,28 @@ class Rule:
     negation_window: int = 0
     numeric: tuple[NumericCheck, ...] = ()
     source: str = ""
+    title_en: str = ""
+    legal_basis_en: str = ""
+    suggestion_en: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        """The rule as the platform lists it (没有正则表达式)."""
+    def text(self, name: str, locale: object = None) -> str:
+        """``title``, ``legal_basis`` or ``suggestion`` in ``locale`` (Chinese unless English)."""
+        if name not in TEXT_FIELDS:
+            raise ValueError(f"no rule text {name!r}")
+        if is_english(locale):
+            english: str = getattr(self, f"{name}_en")
+            if english:
+                return english
+        chinese: str = getattr(self, name)
+        return chinese
+
+    def to_dict(self, locale: object = None) -> dict[str, Any]:
+        """The rule as the platform lists it (没有正则表达式), texts in ``locale``."""
         return {
             "id": self.id,
-            "title": self.title,
-            "legal_basis": self.legal_basis,
-            "suggestion": self.suggestion,
+            "title": self.text("title", locale),
+            "legal_basis": self.text("legal_basis", locale),
+            "suggestion": self.text("suggestion", locale),
             "applies_to": str(self.applies_to),
             "severity": str(self.severity),
         }
@@ -256,7 +292,7 @@ class Rule:
         for check in self.numeric:
             if not check.applies(procurement=procurement, works=works):
                 continue
-            for start, end, message in check.violations(text):
+            for start, end, message, _english in check.violations(text):
                 spans.append((start, end))
                 details.append(message)
         return _merge(spans), details
@@ -279,7 +315,8 @@ class Finding:
 
     ``text`` is the clause (cut to about :data:`MAX_FINDING_TEXT` characters around the
     match, with ``…`` where cut); ``spans`` are [start, end) offsets into ``text`` of the
-    wording that triggered the rule, for highlighting.
+    wording that triggered the rule, for highlighting. The rule's texts and the numeric
+    ``details`` come in Chinese and English (``…_en``); the clause is the document's own.
     """
 
     rule_id: str
@@ -292,24 +329,32 @@ class Finding:
     severity: Severity
     clause_index: int
     details: tuple[str, ...] = ()
+    title_en: str = ""
+    legal_basis_en: str = ""
+    suggestion_en: str = ""
+    details_en: tuple[str, ...] = ()
 
     @property
     def matched(self) -> tuple[str, ...]:
         """The highlighted wording."""
         return tuple(self.text[a:b] for a, b in self.spans)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, locale: object = None) -> dict[str, Any]:
+        """The finding as data, its rule texts and details in ``locale`` (default Chinese)."""
+        english = is_english(locale)
         return {
             "rule_id": self.rule_id,
-            "title": self.title,
+            "title": self.title_en if english and self.title_en else self.title,
             "text": self.text,
             "spans": [list(span) for span in self.spans],
             "location": self.location,
-            "legal_basis": self.legal_basis,
-            "suggestion": self.suggestion,
+            "legal_basis": (
+                self.legal_basis_en if english and self.legal_basis_en else self.legal_basis
+            ),
+            "suggestion": self.suggestion_en if english and self.suggestion_en else self.suggestion,
             "severity": str(self.severity),
             "clause_index": self.clause_index,
-            "details": list(self.details),
+            "details": list(self.details_en if english and self.details_en else self.details),
         }
 
 
@@ -334,13 +379,21 @@ _ID_RE = re.compile(r"R\d{2}")
 _RULE_KEYS = {
     "id", "title", "legal_basis", "suggestion", "applies_to", "severity", "patterns",
     "exceptions", "clause_exceptions", "document_exceptions", "negation_window", "numeric",
+    "title_en", "legal_basis_en", "suggestion_en",
 }  # fmt: skip
-_REQUIRED_KEYS = {"id", "title", "legal_basis", "suggestion", "applies_to", "severity"}
+_REQUIRED_KEYS = {
+    "id", "title", "legal_basis", "suggestion", "applies_to", "severity",
+    "title_en", "legal_basis_en", "suggestion_en",
+}  # fmt: skip
 _NUMERIC_KEYS = {
     "quantity", "context", "window", "direction", "stop", "requires", "unless",
     "skip_if_preceded_by",
-    "max", "min", "count_in", "works_only", "applies_to", "message",
+    "max", "min", "count_in", "works_only", "applies_to", "message", "message_en",
 }  # fmt: skip
+#: Chinese characters in a text that should be English (a Chinese title in parentheses,
+#: （…） or (…), is allowed: legal basis names keep theirs).
+_HAN_RE = re.compile(r"[\u4e00-\u9fff]")
+_PARENTHESISED_RE = re.compile(r"\([^()]*\)|（[^（）]*）")
 
 
 class _Loader:
@@ -383,6 +436,16 @@ class _Loader:
         value = data.get(key)
         if not isinstance(value, str) or not value.strip():
             raise self.fail(f"{key} must be a non-empty string")
+        return value.strip()
+
+    def english(self, data: dict[str, Any], key: str, where: str | None = None) -> str:
+        """A non-empty English text: no Chinese outside parentheses (a cited title)."""
+        value = data.get(key)
+        where = where or key
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(f"{where} must be a non-empty string")
+        if _HAN_RE.search(_PARENTHESISED_RE.sub("", value)):
+            raise self.fail(f"{where} must be English (Chinese only inside parentheses)")
         return value.strip()
 
     def enum(
@@ -430,10 +493,15 @@ class _Loader:
         if not isinstance(works_only, bool):
             raise self.fail(f"{where}.works_only must be true or false")
         message = self.text(data, "message") if "message" in data else "{value}"
-        try:
-            message.format(value="1", limit="1")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise self.fail(f"{where}.message: bad placeholder {exc}") from exc
+        if "message" in data or "message_en" in data:
+            message_en = self.english(data, "message_en", where=f"{where}.message_en")
+        else:
+            message_en = "{value}"
+        for key, text in (("message", message), ("message_en", message_en)):
+            try:
+                text.format(value="1", limit="1")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise self.fail(f"{where}.{key}: bad placeholder {exc}") from exc
 
         def optional(key: str) -> re.Pattern[str] | None:
             return self.compile(data[key], f"{where}.{key}") if key in data else None
@@ -453,6 +521,7 @@ class _Loader:
             works_only=works_only,
             applies_to=self.enum(data, "applies_to", Scope, default=str(rule_scope)),
             message=message,
+            message_en=message_en,
         )
 
     def rule(self) -> Rule:
@@ -497,6 +566,9 @@ class _Loader:
             negation_window=window,
             numeric=numeric,
             source=self.path.name,
+            title_en=self.english(data, "title_en"),
+            legal_basis_en=self.english(data, "legal_basis_en"),
+            suggestion_en=self.english(data, "suggestion_en"),
         )
 
 
@@ -587,7 +659,7 @@ def review_document(
     def locate(position: int) -> int:
         return bisect_right(starts, position) - 1
 
-    hits: list[tuple[int, str, list[tuple[int, int]], list[str]]] = []
+    hits: list[tuple[int, str, list[tuple[int, int]], list[tuple[str, str]]]] = []
     by_id: dict[str, Rule] = {}
     for rule in rules if rules is not None else load_rules():
         if not rule.applies_to.covers(procurement):
@@ -596,7 +668,7 @@ def review_document(
             continue
         by_id[rule.id] = rule
         spans: dict[int, list[tuple[int, int]]] = {}
-        details: dict[int, list[str]] = {}
+        details: dict[int, list[tuple[str, str]]] = {}
         for pattern in rule.patterns:
             for m in pattern.finditer(joined):
                 index = locate(m.start())
@@ -611,9 +683,9 @@ def review_document(
                 continue
             candidates = sorted({locate(m.start()) for m in check.context.finditer(joined)})
             for index in candidates:
-                for start, end, message in check.violations(texts[index]):
+                for start, end, message, english in check.violations(texts[index]):
                     spans.setdefault(index, []).append((start, end))
-                    details.setdefault(index, []).append(message)
+                    details.setdefault(index, []).append((message, english))
         for index, found in spans.items():
             if any(p.search(texts[index]) for p in rule.clause_exceptions):
                 continue
@@ -634,7 +706,11 @@ def review_document(
                 suggestion=rule.suggestion,
                 severity=rule.severity,
                 clause_index=index,
-                details=tuple(messages),
+                details=tuple(zh for zh, _en in messages),
+                title_en=rule.title_en,
+                legal_basis_en=rule.legal_basis_en,
+                suggestion_en=rule.suggestion_en,
+                details_en=tuple(en for _zh, en in messages),
             )
         )
     return findings
