@@ -930,6 +930,7 @@ def open_envelope(
     expected_context: Mapping[str, str] | None = None,
     progress: Callable[[int], None] | None = None,
     threads: bool | None = None,
+    header: EnvelopeHeader | None = None,
 ) -> OpenResult:
     """Open an envelope with one recipient's private key or with the raw data key.
 
@@ -943,10 +944,16 @@ def open_envelope(
 
     Plaintext is written to ``dst`` one authenticated segment at a time. On any exception
     the output is incomplete and must be discarded.
+
+    ``header``: the header already read from ``src`` with :func:`read_header` (e.g. to
+    find the data key first), ``src`` being positioned right after it; it is then not
+    read or parsed again. Every check is the same: its bytes are still the first ones
+    hashed and authenticated.
     """
     if (private_key is None) == (data_key is None):
         raise EnvelopeArgumentError("give exactly one of private_key or data_key")
-    header = read_header(src)
+    if header is None:
+        header = read_header(src)
     _check_expectations(header, expected_context, expected_key_commitment)
     stanza_index: int | None = None
     if private_key is not None:
