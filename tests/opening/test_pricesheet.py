@@ -253,3 +253,19 @@ def test_cached_opening_keys_expire() -> None:
     assert len(vault._opening_keys) <= vault._OPENING_KEYS_MAX
     vault.forget_opening_key()
     assert not vault._opening_keys
+
+
+def test_the_head_keeps_just_the_first_entry_when_its_header_says_how_long() -> None:
+    data = package.package_bytes(_sheet(), {"技术标.pdf": b"x" * 300_000})
+    capture = _capture(
+        data, 65536, head=200_000, tail=4096, expected_size=len(data),
+        first_entry=package.PRICE_SHEET_NAME,
+    )  # fmt: skip
+    assert len(capture._head) < 8192  # the sheet's entry and a little, not 200 000 bytes
+    assert _read(capture.reader()) == _read(io.BytesIO(data)) and not capture.missed
+    # another first entry, or a first write too short to tell: the full head is kept
+    other = _capture(data, 65536, head=200_000, tail=4096, first_entry="documents/a.pdf")
+    assert len(other._head) == 200_000
+    short = _capture(data, 7, head=200_000, tail=4096, first_entry=package.PRICE_SHEET_NAME)
+    assert len(short._head) == 200_000
+    assert _read(other.reader()) == _read(short.reader()) == _read(io.BytesIO(data))
