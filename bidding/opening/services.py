@@ -38,10 +38,12 @@ from typing import Any, cast
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bidding.accounts.models import Organisation, User
+from bidding.bids.package import PRICE_SHEET_NAME
 from bidding.core import db
 from bidding.core.audit import record_event
 from bidding.core.clock import now
@@ -931,32 +933,6 @@ class PlatformKeyFailure(Exception):
         self.message = message
 
 
-class _Replay:
-    """A reader that records what ``read_header`` consumed and serves it again, so one
-    GET both yields the header (to unwrap the data key) and feeds ``open_envelope``."""
-
-    def __init__(self, src: Any) -> None:
-        self.src = src
-        self.buffer = bytearray()
-        self.recording = True
-        self.pos = 0
-
-    def rewind(self) -> None:
-        self.recording = False
-        self.pos = 0
-
-    def readinto(self, view: memoryview, /) -> int:
-        if not self.recording and self.pos < len(self.buffer):
-            n = min(len(view), len(self.buffer) - self.pos)
-            view[:n] = self.buffer[self.pos : self.pos + n]
-            self.pos += n
-            return n
-        n = self.src.readinto(view)
-        if self.recording and n:
-            self.buffer += view[:n]
-        return int(n or 0)
-
-
 def _key_for(
     result: OpeningResult, session: OpeningSession, section: Section
 ) -> tuple[str, Any] | None:
@@ -1027,13 +1003,13 @@ def _decrypt(
     :class:`~bidding.opening.pricesheet.PackageCapture` sized from the signed ciphertext
     size. Returns (open result, data key, sink)."""
     with get_storage().open(bid.storage_key) as raw:
-        src = _Replay(raw)
+        src = cast(ReadableStream, raw)
         header = read_header(src)
         data_key = unwrap_data_key(header, secret) if via == "quorum" else bytes(secret)
-        src.rewind()
         if sink is None:
             sink = PackageCapture(
-                plaintext_size_of(bid.ciphertext_size, header.size, header.segment_size)
+                plaintext_size_of(bid.ciphertext_size, header.size, header.segment_size),
+                first_entry=PRICE_SHEET_NAME,
             )
         opened = open_envelope(
             src,
@@ -1046,6 +1022,7 @@ def _decrypt(
                 "opening_key_fingerprint": section.opening_key_fingerprint or "",
             },
             threads=_hash_thread(),
+            header=header,  # read once: the data key came from it
         )
     return opened, data_key, sink
 
@@ -1115,6 +1092,31 @@ def _attempt(
     )
 
 
+def _result_values(
+    result: OpeningResult,
+    status: ResultStatus,
+    evidence: dict[str, Any] | None,
+    outcome: Outcome | None,
+) -> dict[str, Any]:
+    """The columns a finished result gets (the data key of an opened bid archived)."""
+    values: dict[str, Any] = {"status": status, "evidence": evidence, "sealed_handover_key": None}
+    if outcome is not None:
+        values["opened_via"] = outcome.opened_via
+        if status is ResultStatus.OPENED:
+            bid = _session().get(Bid, result.bid_id)
+            assert bid is not None and outcome.data_key is not None
+            values.update(
+                price_sheet=outcome.price_sheet,
+                plaintext_size=outcome.plaintext_size,
+                decrypted_at=now(),
+                archive_storage_key=bid.storage_key,
+                archived_data_key=vault.box(vault.ARCHIVE).seal(
+                    outcome.data_key, {"bid_id": str(bid.id)}
+                ),
+            )
+    return values
+
+
 def _finish(
     result: OpeningResult,
     section: Section,
@@ -1123,35 +1125,51 @@ def _finish(
     evidence: dict[str, Any] | None = None,
     outcome: Outcome | None = None,
 ) -> None:
-    result.status = status
-    result.evidence = evidence
-    result.sealed_handover_key = None
-    if outcome is not None:
-        result.opened_via = outcome.opened_via
-        if status is ResultStatus.OPENED:
-            bid = _session().get(Bid, result.bid_id)
-            assert bid is not None and outcome.data_key is not None
-            result.price_sheet = outcome.price_sheet
-            result.plaintext_size = outcome.plaintext_size
-            result.decrypted_at = now()
-            result.archive_storage_key = bid.storage_key
-            result.archived_data_key = vault.box(vault.ARCHIVE).seal(
-                outcome.data_key, {"bid_id": str(bid.id)}
-            )
+    """Record a result the caller holds locked as finished (audit event, hall emit)."""
+    for name, value in _result_values(result, status, evidence, outcome).items():
+        setattr(result, name, value)
     _session().flush()
+    _recorded(result, section)
+
+
+def _recorded(result: OpeningResult, section: Section) -> None:
     record_event(
         None,
-        f"opening.bid_{status.value}",
+        f"opening.bid_{result.status.value}",
         "bid",
         result.bid_id,
         {
             "result_id": result.id,
-            "status": str(status),
+            "status": str(result.status),
             "via": result.opened_via,
-            "evidence": evidence,
+            "evidence": result.evidence,
         },
     )
     _emit_after_commit(section.id, BID_DECRYPTED, result_view(result))
+
+
+def _finish_if_pending(
+    result: OpeningResult, section: Section, outcome: Outcome
+) -> tuple[OpeningResult, bool]:
+    """:func:`_finish` for a result read without a lock: one conditional ``UPDATE …
+    WHERE status = 'pending'`` both takes the row lock and writes the outcome (it waits
+    for a concurrent writer and re-checks the status after it). If another worker
+    finished the bid meanwhile, nothing is written and its result is returned.
+    Returns (result, whether this call finished it)."""
+    values = _result_values(result, outcome.status, outcome.evidence, outcome)
+    s = _session()
+    written = s.execute(
+        update(OpeningResult)
+        .where(OpeningResult.id == result.id, OpeningResult.status == ResultStatus.PENDING)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if cast(Any, written).rowcount != 1:  # another worker finished it meanwhile
+        return _lock_result(result.id), False
+    for name, value in values.items():
+        set_committed_value(result, name, value)
+    _recorded(result, section)
+    return result, True
 
 
 def decrypt_result(result_id: uuid.UUID, *, complete: bool = True) -> OpeningResult | None:
@@ -1183,11 +1201,8 @@ def decrypt_result(result_id: uuid.UUID, *, complete: bool = True) -> OpeningRes
     outcome = _attempt(result, session, section, bid)
     if outcome is None:
         return result
-    result = _lock_result(result.id)
-    if result.status is not ResultStatus.PENDING:  # another worker finished it meanwhile
-        return result
-    _finish(result, section, outcome.status, evidence=outcome.evidence, outcome=outcome)
-    if complete:
+    result, finished = _finish_if_pending(result, section, outcome)
+    if finished and complete:
         _maybe_complete(session, section)
     return result
 
@@ -1195,11 +1210,21 @@ def decrypt_result(result_id: uuid.UUID, *, complete: bool = True) -> OpeningRes
 def complete_finished_openings(result_ids: Sequence[uuid.UUID]) -> int:
     """Complete the openings of these results whose every bid is finished (after a chunk of
     :func:`decrypt_result` calls with ``complete=False``, each committed). Run after the
-    chunk's commits, under the session's row lock, it sees every committed result, so the
-    last chunk of an opening to finish completes it. Returns how many are completed."""
+    chunk's commits, it sees every committed result, so the last chunk of an opening to
+    finish completes it: one unlocked query skips the sessions that still have a pending
+    bid; the others are checked again, and completed, under the session's row lock.
+    Returns how many are completed."""
     s = _session()
+    pending = (
+        select(OpeningResult.id)
+        .where(
+            OpeningResult.session_id == OpeningSession.id,
+            OpeningResult.status == ResultStatus.PENDING,
+        )
+        .exists()
+    )
     rows = s.execute(
-        select(OpeningSession, Section)
+        select(OpeningSession, Section, pending)
         .join(Section, Section.id == OpeningSession.section_id)
         .where(
             OpeningSession.id.in_(
@@ -1208,8 +1233,11 @@ def complete_finished_openings(result_ids: Sequence[uuid.UUID]) -> int:
         )
     ).all()
     done = 0
-    for session, section in rows:
-        _maybe_complete(session, section)
+    for session, section, has_pending in rows:
+        # Unlocked first look: a session with a pending bid is not complete (if that bid
+        # commits later, its own chunk's check comes after its commit and sees it).
+        if not has_pending and session.state is not OpeningState.COMPLETED:
+            _maybe_complete(session, section)
         done += session.state is OpeningState.COMPLETED
     return done
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from bidding.core import db
 from bidding.core.audit import AuditEvent, AuditTreeHead
 from bidding.core.clock import Clock
-from bidding.opening import services
+from bidding.opening import services, vault
 from bidding.opening.models import OpeningSession, OpeningState, ResultStatus
 from bidding.projects.models import Section
 from tests.opening.conftest import Emits
@@ -127,3 +127,46 @@ def test_hash_thread_is_off_unless_set(app: Any, monkeypatch: pytest.MonkeyPatch
     on = dataclasses.replace(settings, extra={**settings.extra, "opening_hash_thread": "true"})
     monkeypatch.setitem(app.extensions, "sunbid_settings", on)
     assert services._hash_thread() is True
+
+
+def test_a_bid_finished_elsewhere_meanwhile_is_not_written_again(
+    world: World, frozen_clock: Clock, emits: Emits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import update
+
+    from bidding.opening.models import OpeningResult
+
+    queued: list[uuid.UUID] = []
+    monkeypatch.setattr(services, "_enqueue_decrypt_many", queued.extend)
+    section, _, _session = opening_with_bids(world, frozen_clock, n=3)
+    services.release_share(world.staff, section, share_json(world, section, world.staff.id))
+    services.release_share(
+        world.supervisor, section, share_json(world, section, world.supervisor.id)
+    )
+    commit()
+    db.end_scope()
+    target = queued[0]
+    attempt = services._attempt
+
+    def raced(result: Any, *args: Any) -> Any:
+        outcome = attempt(result, *args)
+        # another worker writes its result while this one was decrypting (the object
+        # this worker read stays pending in its session)
+        db.get_session().execute(
+            update(OpeningResult)
+            .where(OpeningResult.id == target)
+            .values(status=ResultStatus.WITHDRAWN, evidence={"code": "elsewhere"})
+            .execution_options(synchronize_session=False)
+        )
+        return outcome
+
+    monkeypatch.setattr(services, "_attempt", raced)
+    with db.session_scope():
+        result = services.decrypt_result(target, complete=False)
+        assert result is not None
+        assert result.status is ResultStatus.WITHDRAWN  # theirs, re-read
+        assert result.evidence == {"code": "elsewhere"}
+        assert result.archived_data_key is None
+    assert _count(AuditEvent, AuditEvent.action.like("opening.bid_%")) == 0
+    assert "bid_decrypted" not in emits.names()
+    vault.forget_opening_key()  # the opening stays incomplete: drop this process's key
