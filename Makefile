@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 VENDOR := bidding/static/vendor
 export SUNBID_INSTANCE_DIR ?= $(CURDIR)/instance
 
-.PHONY: install assets translations run test test-fast bench bench-stack lint typecheck clean
+.PHONY: install assets translations run test test-fast bench lint typecheck clean
 
 install: $(STAMP) assets translations
 
