@@ -22,9 +22,7 @@ What runs (nothing mocked):
   go by single PUT, unless ``BENCH_UPLOAD=stream`` or ``multipart``;
   then the commit (``POST …/bids`` with an ``Idempotency-Key``). A streamed envelope is
   checked (structure, hash) on its way to S3 and the commit compares the manifest with
-  those findings; a single-PUT upload is copied by S3 to the bid's own key (S3 computes
-  the copy's SHA-256) and only its envelope header is read back (one ranged GET), then
-  the upload object is deleted after the commit; a multipart upload is streamed back.
+  those findings; a single-PUT or multipart upload is streamed back from S3 at the commit.
 
 Set-up (not timed): a center, tenderer, agency, one published section whose deadline is
 ``BENCH_DEADLINE_MIN`` minutes ahead (real clock), N bidder organisations with their
@@ -53,11 +51,9 @@ key and names that bid and hash; one ``bid.committed`` audit event per bidder. E
 1 if any check fails.
 
 Where the commit time goes: gunicorn loads a config that wraps a few bids services in each
-worker with timers (``_copy_single`` = copy-on-commit of a single PUT, ``_inspect`` = the
-stream-back pass of multipart uploads, ``_complete_multipart``, ``_verify_signature``,
-the deferred work after the transaction (deleting the PUT target or the copy), the
-section-lock wait, ``upload_bid_stream`` and ``commit_bid``); the table shows their totals
-and percentiles.
+worker with timers (``_inspect`` = the stream-back pass of multipart uploads,
+``_complete_multipart``, ``_verify_signature``, the section-lock wait,
+``upload_bid_stream`` and ``commit_bid``); the table shows their totals and percentiles.
 The wrappers only time; behaviour is the platform's own.
 
 Environment knobs: ``BENCH_BIDDERS`` (200), ``BENCH_MB`` (20, MiB of plaintext; MB/s are
@@ -169,11 +165,10 @@ def install_phase_timers(out_dir: str) -> None:
     from sqlalchemy import event
     from sqlalchemy.orm import Session
 
-    @event.listens_for(Session, "after_transaction_end", insert=True)
+    @event.listens_for(Session, "after_transaction_end")
     def _held(session: Any, transaction: Any) -> None:
         # the section row lock is held from _lock_section until the request's transaction
-        # ends: that span is the serial part of every commit (insert=True: measured before
-        # the bids' deferred work, which runs after the lock is released)
+        # ends: that span is the serial part of every commit
         if transaction.parent is None and getattr(local, "locked_at", None) is not None:
             record(HELD, time.perf_counter() - local.locked_at)
             local.locked_at = None
@@ -184,10 +179,8 @@ def install_phase_timers(out_dir: str) -> None:
     wrap("start_upload", "start_upload (presigned ticket)")
     wrap("commit_bid", "commit_bid (whole service)")
     wrap("_complete_multipart", "  _complete_multipart")
-    wrap("_copy_single", "  _copy_single (S3 copy + hash + header GET)")
+    wrap("_receive_single", "  _receive_single (stat the PUT object)")
     wrap("_inspect", "  _inspect (stream back + hash + parse)")
-    wrap("_in_fresh_session", "  deferred work (after the transaction)")
-    wrap("_settle_objects", "    _settle_objects (delete PUT target / copy)")
     wrap("_verify_signature", "  _verify_signature (chain + signature)")
     wrap("_lock_section", "  _lock_section (wait for the section lock)")
     wrap("sequence_now", "  sequence_now (audit append + signed head)")
