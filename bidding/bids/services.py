@@ -15,14 +15,11 @@ The flow (客户端 ``sunbid bid submit``)::
 
 Design decisions
 ----------------
-* **Quarantine without a move — except for single PUTs.** The ciphertext goes to
-  ``bids/<section>/<upload>``; "in quarantine" means that only its :class:`BidUpload`
-  row (state ``open``/``received``) refers to it. Acceptance flips the upload to
-  ``committed`` and inserts the :class:`Bid` in the same transaction. For streamed and
-  multipart uploads the bid keeps that key: no presigned URL can write it any more (a
-  streamed upload's key was never presigned; a multipart upload's part URLs name an
-  upload id that no longer exists once it is completed). A single-PUT upload is
-  *copied* at the commit (below), because its PUT URL cannot be revoked.
+* **Quarantine without a move.** The ciphertext goes to ``bids/<section>/<upload>`` and
+  stays there: "in quarantine" means that only its :class:`BidUpload` row (state
+  ``open``/``received``) refers to it. Acceptance flips the upload to ``committed`` and
+  inserts the :class:`Bid` in the same transaction. The object store has no atomic rename,
+  and a copy would double the I/O of a large bid while opening a new window for orphans.
 * **No orphans.** A refused commit deletes the uploaded object once the transaction has
   ended (below); an upload that is never committed expires — at the latest at the bid
   deadline, since an upload not finished before the deadline is a withdrawal (DZ20 26) —
@@ -42,8 +39,7 @@ Design decisions
   hook checks, under a row lock, that the upload is still pending before it touches it.
   Refusals that are not about the bid itself (``idempotency_key_reused``, a multipart
   upload with missing parts, ``bid_upload_unusable``) keep the upload.
-* **A streamed envelope is checked on its way in, a multipart one is read back, a
-  single PUT is copied and its header read (below).** For
+* **A streamed envelope is checked on its way in, a multipart one is read back.** For
   :func:`upload_bid_stream` the bytes pass through the platform anyway: an
   :class:`~crypto.envelope.EnvelopeInspector` sees each chunk in the store's own buffer
   before the store hashes and writes it (``_EnvelopeTee``), so one pass stores, hashes
@@ -58,48 +54,20 @@ Design decisions
   Presigned multipart uploads go straight to the store, so the platform never saw their
   bytes: the commit reads the object back and runs the same check (the store's own
   checksum is not trusted as proof of what it holds — it is whatever the uploader or the
-  store says).
+  store says). For single presigned PUTs on a real S3/MinIO, ``x-amz-checksum-sha256``
+  (verified by the store on receipt, and signed into the presigned URL) could replace
+  the hash part of the read-back later; the framing check would still need a pass.
 * **Single presigned PUT** (``method="single"``, up to ``SUNBID_BID_SINGLE_PUT_MAX_MB``,
   default 512 MiB, ≤ 5 GiB): the cheapest path to the store (no multipart complete, no
-  bytes through the platform). Re-sending the PUT before the commit is harmless.
-* **Copy-on-commit for single PUTs.** A presigned PUT URL cannot be revoked and stays
-  valid until the upload ends (≤ the deadline), so a bid that kept the upload's key
-  could be overwritten by its bidder after the commit (the receipt would then name a
-  hash the stored object no longer has). The commit therefore has the store copy the
-  upload to a new key that no URL ever named, ``bids/<section>/<bid id>``
-  (:meth:`~bidding.core.storage.Storage.copy`), and everything is judged on that
-  immutable copy: the store computes its SHA-256 while copying (S3
-  ``x-amz-checksum-algorithm: SHA256``; a store that returns no such checksum — MinIO's
-  ``CopyObjectResult`` does not carry one — is handled by reading the copy back once;
-  the local store hashes in its copy pass); a checksum the uploader declared is never
-  used. Only the envelope *header* is read from the copy (one ranged GET of
-  :data:`~crypto.envelope.MAX_HEADER_SIZE` bytes, which also gives the size): magic
-  (``bid_not_encrypted``), header format (``bid_envelope_invalid``), context
-  (``bid_wrong_section``/``bid_stale_opening_key``), recipients, key commitment and
-  segment size for the manifest; size and SHA-256 against the declaration and the
-  signed manifest. The record framing after the header is *not* parsed at the commit:
-  the bidder signed exactly these bytes (manifest hash = the store's hash of the copy),
-  so a malformed record is the bidder's own fault and surfaces at the opening, where a
-  decryption failure on bytes equal to the signed ones revokes the bid (撤销, DZ20 31).
-  After the transaction ends, :func:`_settle_copy` keeps one object: the copy if the
-  bid committed (the PUT target is then deleted), else the upload (the copy is deleted,
-  e.g. for ``bid_deadline_passed`` decided under the section lock after the copy); no
-  query is needed when the bid row was flushed in the root transaction
-  (:class:`_RowFate`). If that deletion fails, the sweep deletes the leftover as an
-  orphan (no pending upload and no bid names it). Not checking the size before the copy
-  (one request fewer) means a bidder's oversized object is copied once before
-  ``upload_too_large``; the store bounds it at 5 GiB, the single-PUT limit. Multipart
-  uploads keep the full read-back pass (above).
-  *Cost, measured* (``tests/bench/bench_deadline_rush.py``, 200 × 20 MiB on the moto S3
-  server, 2 cores): the copy is not free. moto's CopyObject rewrites the bytes and
-  computes their MD5 (and the SHA-256 asked for): ≈ 65 ms of server CPU per 20 MiB,
-  about as much as the PUT itself (≈ 73 ms), whereas the read-back it replaces cost the
-  server ≈ 12 ms (a GET) plus ≈ 30 ms in the platform. The rush therefore reached
-  0.60–0.70 of the raw presigned-PUT MB/s with the copy (7 runs), against 0.79–0.88 with
-  the old read-back (3 runs, same machine, same day). Asking the store for the hash
-  beats reading the copy back (0.53 in one run). The copy is kept anyway: it is the one way, on any
-  S3-compatible store, that no URL the bidder holds can reach the committed bytes. On
-  MinIO (no SHA-256 in ``CopyObjectResult``) the commit is a copy plus a read-back.
+  bytes through the platform). Re-sending the PUT is harmless; the commit stats the
+  object (absent: ``bid_upload_incomplete``, the upload is kept; wrong size:
+  ``upload_incomplete``/``upload_too_large``, deleted) and reads it back like a
+  multipart one. Caveat: the committed bid keeps the same key and a presigned PUT URL
+  cannot be revoked, so until it expires its holder (the bidder) could overwrite the
+  committed ciphertext. The URL is therefore never valid beyond the upload's end, which
+  is at the latest the bid deadline (no change after the deadline), and the bid's
+  recorded SHA-256 (receipt, manifest) exposes any change at the opening; only a signed
+  ``x-amz-checksum-sha256`` / ``If-None-Match`` or a copy on commit would prevent it.
 * **The deadline is decided under the section lock**: the section row is locked
   (``SELECT … FOR UPDATE``, the same row the deadline sweep locks with ``SKIP LOCKED``)
   and ``clock.now()`` is read *after* the lock is granted, in the transaction that
@@ -127,7 +95,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import io
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -163,7 +130,6 @@ from bidding.core.states import transition
 from bidding.core.storage import ObjectNotFound, Storage, UploadedPart, get_storage
 from bidding.core.storage.base import (
     CHUNK_SIZE,
-    UploadTooLarge,
     checksum_mismatch,
     normalise_sha256,
     upload_incomplete,
@@ -176,13 +142,11 @@ from crypto import pki, recipients
 from crypto.canonical import format_utc
 from crypto.envelope import (
     MAGIC,
-    MAX_HEADER_SIZE,
     ContextMismatchError,
     EnvelopeError,
     EnvelopeInfo,
     EnvelopeInspector,
     inspect_envelope,
-    read_header,
 )
 from crypto.errors import CryptoError
 from crypto.receipt import issue_receipt
@@ -253,7 +217,6 @@ KEY_PREFIX = "bids"
 BID_OVERSEERS = (Role.CENTER_STAFF, Role.SUPERVISOR)
 
 _DEFERRED = "bids_deferred_work"
-_COMMITTED = "bids_root_committed"
 
 
 def _session() -> Session:
@@ -295,62 +258,30 @@ def single_put_max_bytes() -> int:
 # =========================================================================== deferred work
 
 
-def _defer(work: Callable[[bool], None], s: Session | None = None) -> None:
-    """Run ``work(committed)`` once the caller's root transaction has ended — committed
-    (``True``) or rolled back — in a fresh session that it commits itself (see the
-    module docstring)."""
+def _defer(work: Callable[[], None], s: Session | None = None) -> None:
+    """Run ``work`` once the caller's root transaction has ended (committed or rolled
+    back), in a fresh session that it commits itself (see the module docstring)."""
     target = s if s is not None else _session()
     target.info.setdefault(_DEFERRED, []).append(work)
-
-
-@event.listens_for(Session, "after_commit")
-def _mark_committed(s: Session) -> None:
-    # fires for the root transaction's COMMIT only (a savepoint release is no commit)
-    if s.info.get(_DEFERRED):
-        s.info[_COMMITTED] = True
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _run_deferred(s: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is not None or transaction.nested:
         return
-    committed = bool(s.info.pop(_COMMITTED, False))
-    work: list[Callable[[bool], None]] = s.info.pop(_DEFERRED, [])
+    work: list[Callable[[], None]] = s.info.pop(_DEFERRED, [])
     for item in work:
-        _in_fresh_session(item, committed)
+        _in_fresh_session(item)
 
 
-class _RowFate:
-    """Whether a new row (fresh id) exists once the transaction has ended — without a
-    query when that is known: never flushed → no; flushed in the root transaction (no
-    savepoint) → exactly if the root committed; flushed inside a savepoint → ask the
-    database (the savepoint may have been rolled back while the root committed)."""
-
-    def __init__(self, model: type[Bid] | type[BidUpload], row_id: uuid.UUID) -> None:
-        self._model = model
-        self._id = row_id
-        self._in_root: bool | None = None
-
-    def flushed(self, s: Session) -> None:
-        self._in_root = not s.in_nested_transaction()
-
-    def exists(self, committed: bool) -> bool:
-        if self._in_root is None:
-            return False
-        if self._in_root:
-            return committed
-        return _session().get(self._model, self._id) is not None
-
-
-def _in_fresh_session(work: Callable[[bool], None], committed: bool) -> None:
-    """Run ``work(committed)`` with ``db.get_session()`` bound to a new session (which
-    takes a connection only if the work queries); commit it."""
+def _in_fresh_session(work: Callable[[], None]) -> None:
+    """Run ``work`` with ``db.get_session()`` bound to a new session; commit it."""
     registry = db.session.registry
     previous = registry() if registry.has() else None
     fresh = db.SessionFactory()
     registry.set(fresh)
     try:
-        work(committed)
+        work()
         fresh.commit()
     except Exception:
         fresh.rollback()
@@ -582,20 +513,17 @@ def _ticket(storage: Storage, upload: BidUpload) -> UploadTicket:
 
 def _cleanup_if_uncommitted(
     storage: Storage, upload_id: uuid.UUID, key: str, mpu: str | None
-) -> _RowFate:
-    """Deferred: if the upload row did not commit, remove what was stored for it. The
-    caller reports the row's flush to the returned :class:`_RowFate`."""
-    fate = _RowFate(BidUpload, upload_id)
+) -> None:
+    """Deferred: if the upload row did not commit, remove what was stored for it."""
 
-    def work(committed: bool) -> None:
-        if fate.exists(committed):
+    def work() -> None:
+        if _session().get(BidUpload, upload_id) is not None:
             return
         if mpu is not None:
             storage.abort_multipart_upload(key, mpu)
         storage.delete(key)
 
     _defer(work)
-    return fate
 
 
 def start_upload(
@@ -658,13 +586,10 @@ def start_upload(
     if kind is UploadMethod.MULTIPART:
         upload.part_size = _part_size(size)
         upload.multipart_upload_id = storage.create_multipart_upload(upload.storage_key)
-    fate = _cleanup_if_uncommitted(
-        storage, upload.id, upload.storage_key, upload.multipart_upload_id
-    )
+    _cleanup_if_uncommitted(storage, upload.id, upload.storage_key, upload.multipart_upload_id)
     s = _session()
     s.add(upload)
     s.flush()
-    fate.flushed(s)
     record_event(
         actor,
         "bid.upload_started",
@@ -878,7 +803,7 @@ def upload_bid_stream(
     stored = storage.put(
         upload.storage_key, tee, length=length, expected_sha256=digest, max_size=limit
     )
-    fate = _cleanup_if_uncommitted(storage, upload.id, upload.storage_key, None)
+    _cleanup_if_uncommitted(storage, upload.id, upload.storage_key, None)
     findings = tee.check()
     if findings.ciphertext_sha256 != stored.sha256 or findings.ciphertext_size != stored.size:
         # cannot happen (one buffer is hashed by both); refuse rather than trust either
@@ -889,7 +814,6 @@ def upload_bid_stream(
     s = _session()
     s.add(upload)
     s.flush()
-    fate.flushed(s)
     record_event(
         actor,
         "bid.uploaded",
@@ -976,83 +900,23 @@ def _complete_multipart(storage: Storage, upload: BidUpload) -> None:
     upload.received_at = now()
 
 
-def _bid_object_key(section: Section, bid_id: uuid.UUID) -> str:
-    """Where an accepted single-PUT bid's ciphertext is copied to: a key no presigned URL
-    ever named (``bids/<section>/<bid id>``)."""
-    return f"{KEY_PREFIX}/{section.id}/{bid_id.hex}"
-
-
-def _settle_copy(storage: Storage, bid_id: uuid.UUID, copy_key: str, upload_key: str) -> _RowFate:
-    """Deferred: once the transaction has ended, keep exactly one of the two objects of a
-    single-PUT commit — the copy if the bid row committed (the PUT target is deleted),
-    else the upload (the copy is deleted: a refused or failed commit leaves no copy).
-    If the deletion fails, the sweep deletes the leftover as an orphan. The caller
-    reports the bid's flush to the returned fate."""
-    fate = _RowFate(Bid, bid_id)
-
-    def work(committed: bool) -> None:
-        _settle_objects(storage, upload_key if fate.exists(committed) else copy_key)
-
-    _defer(work)
-    return fate
-
-
-def _settle_objects(storage: Storage, key: str) -> None:
-    """Delete the object a settled single-PUT commit no longer needs."""
-    storage.delete(key)
-
-
-def _copy_single(
-    storage: Storage, upload: BidUpload, section: Section, bid_id: uuid.UUID
-) -> tuple[_Findings, str, _RowFate]:
-    """Copy-on-commit of a single-PUT upload: the findings of its immutable copy, and the
-    copy's key (see the module docstring).
-
-    The store copies the object to :func:`_bid_object_key` and computes the copy's
-    SHA-256 (or the copy is read back once, if it cannot); the envelope header is read
-    from the copy's first bytes. Refusals, in this order: ``bid_upload_incomplete``
-    (nothing was PUT; the upload is kept), ``upload_incomplete``/``upload_too_large``
-    (size), ``bid_not_encrypted`` (magic), ``bid_envelope_invalid`` (header); the
-    caller then checks context, recipients, size and SHA-256 (:func:`_check_envelope`).
-    """
-    key = _bid_object_key(section, bid_id)
-    fate = _settle_copy(storage, bid_id, key, upload.storage_key)  # before: a failed copy too
+def _receive_single(storage: Storage, upload: BidUpload) -> None:
+    """The object of a single-PUT upload must be there, with the declared size (the
+    content is checked by the read-back envelope pass)."""
     try:
-        copied = storage.copy(
-            upload.storage_key, key, head=MAX_HEADER_SIZE, max_size=upload.expected_size
-        )
+        info = storage.stat(upload.storage_key)
     except ObjectNotFound:
         raise RuleViolation(
             _("投标文件尚未上传完成，请上传后再递交。"),
             code=ErrorCode.BID_UPLOAD_INCOMPLETE,
             details={"received": 0, "expected": upload.expected_size},
         ) from None
-    except UploadTooLarge:  # the streaming copy of the local store stops at max_size
-        raise upload_too_large(upload.expected_size) from None
-    if copied.size < upload.expected_size:
-        raise upload_incomplete(copied.size, upload.expected_size)
-    if copied.size > upload.expected_size:
-        raise upload_too_large(upload.expected_size, copied.size)
-    if copied.head[: len(MAGIC)] != MAGIC:
-        raise _not_encrypted()
-    try:
-        header = read_header(io.BytesIO(copied.head))
-    except EnvelopeError as exc:
-        raise _envelope_invalid(exc) from exc
+    if info.size < upload.expected_size:
+        raise upload_incomplete(info.size, upload.expected_size)
+    if info.size > upload.expected_size:
+        raise upload_too_large(upload.expected_size, info.size)
     upload.state = UploadState.RECEIVED
     upload.received_at = now()
-    findings = _Findings(
-        section_id=header.context.get("section_id"),
-        opening_key_fingerprint=header.context.get("opening_key_fingerprint"),
-        recipient_key_ids=tuple(k.hex() for k in header.recipient_key_ids()),
-        key_commitment=header.key_commitment.hex(),
-        segment_size=header.segment_size,
-        version=header.version,
-        header_sha256=header.sha256.hex(),
-        ciphertext_sha256=copied.sha256,
-        ciphertext_size=copied.size,
-    )
-    return findings, key, fate
 
 
 # =========================================================================== commit
@@ -1408,7 +1272,7 @@ def _audit_refusal(
     code, details = str(err.code), dict(err.details)
     delete = err.code not in _KEEP_UPLOAD
 
-    def work(committed: bool) -> None:
+    def work() -> None:
         s = _session()
         at = now()
         row = s.scalars(
@@ -1461,8 +1325,7 @@ def commit_bid(
 
     Checks, in order, each with its code: the bidder and its upload (``forbidden``,
     ``not_found``), ``bid_upload_unusable``, ``not_registered``, ``section_not_published``,
-    ``bid_deadline_passed``, ``bid_upload_incomplete`` (multipart, single PUT), for a
-    single PUT ``upload_incomplete``/``upload_too_large`` (size of its copy), the envelope
+    ``bid_deadline_passed``, ``bid_upload_incomplete`` (multipart), the envelope
     (``bid_not_encrypted``, ``bid_wrong_section``, ``bid_stale_opening_key``,
     ``bid_envelope_invalid``, ``checksum_mismatch``), the manifest
     (``bid_manifest_invalid``, ``bid_hash_mismatch``, ``bid_wrong_section``,
@@ -1504,18 +1367,15 @@ def _commit(
     _require_registered(section, org)
     _require_open(section, now())
     storage = get_storage()
-    bid_id = uuid.uuid4()
-    storage_key = upload.storage_key
-    fate: _RowFate | None = None
-    if upload.method is UploadMethod.SINGLE:  # copy-on-commit: the PUT URL may still work
-        info, storage_key, fate = _copy_single(storage, upload, section, bid_id)
-    else:
-        if upload.state is UploadState.OPEN:
-            _complete_multipart(storage, upload)
-        if upload.envelope_verified:  # checked on its way in: nothing to read back
-            info = _Findings.stored_on(upload)
+    if upload.state is UploadState.OPEN:
+        if upload.method is UploadMethod.SINGLE:
+            _receive_single(storage, upload)
         else:
-            info = _inspect(storage, upload, section)
+            _complete_multipart(storage, upload)
+    if upload.envelope_verified:  # checked on its way in: nothing to read back
+        info = _Findings.stored_on(upload)
+    else:
+        info = _inspect(storage, upload, section)
     _check_envelope(info, upload, section)
     manifest = _parse_manifest(manifest_doc)
     _check_manifest(manifest, info, section, org)
@@ -1525,6 +1385,7 @@ def _commit(
 
     # Everything that does not depend on the decision is prepared before the lock: the
     # lock is held until the transaction ends, and every commit of the section queues on it.
+    bid_id = uuid.uuid4()
     signing_key = platform_key().private_key
     row = {
         "section_id": section.id,
@@ -1534,7 +1395,7 @@ def _commit(
         "state": BidState.COMMITTED,
         "is_current": True,
         "client_key": key,
-        "storage_key": storage_key,
+        "storage_key": upload.storage_key,
         "ciphertext_size": info.ciphertext_size,
         "ciphertext_sha256": info.ciphertext_sha256,
         "envelope_header_sha256": info.header_sha256,
@@ -1623,8 +1484,6 @@ def _commit(
         s.flush()
         replaced.superseded_by_id = bid.id
     s.flush()
-    if fate is not None:
-        fate.flushed(s)
     if replaced is not None:
         _purge_after_commit(replaced.id)
     return CommitResult(bid=bid, replayed=False)
@@ -1861,19 +1720,9 @@ def _delete_orphans(storage: Storage, at: datetime) -> int:
     keys = storage.list_keys(KEY_PREFIX + "/")
     if not keys:
         return 0
-    s = _session()
-    # known: a pending upload's object, or a bid's ciphertext. A committed single-PUT
-    # upload's object (its bid holds a copy) and anything a refused, aborted or expired
-    # upload left behind are orphans, as is a copy whose commit did not commit.
     known = set(
-        s.scalars(
-            select(BidUpload.storage_key).where(
-                BidUpload.storage_key.in_(keys),
-                BidUpload.state.in_(list(PENDING_UPLOAD_STATES)),
-            )
-        )
+        _session().scalars(select(BidUpload.storage_key).where(BidUpload.storage_key.in_(keys)))
     )
-    known.update(s.scalars(select(Bid.storage_key).where(Bid.storage_key.in_(keys))))
     deleted = 0
     for key in keys:
         if key in known:
