@@ -15,7 +15,6 @@ Usage::
     key = new_key("bids")
     obj = storage.put(key, stream, length=n, expected_sha256=digest, max_size=limit)
     with storage.open(key) as reader: ...
-    copied = storage.copy(key, other_key, head=4096)  # size, SHA-256, first bytes
 
 Every write is streamed in fixed-size chunks and hashed on the way in; a truncated, too
 large or mis-hashed upload is refused (``upload_incomplete``, ``upload_too_large``,
@@ -31,7 +30,6 @@ from bidding.core.storage.base import (
     CHUNK_SIZE,
     DEFAULT_CONTENT_TYPE,
     ChecksumMismatch,
-    CopiedObject,
     Intake,
     InvalidObjectKey,
     ObjectNotFound,
@@ -52,7 +50,6 @@ __all__ = [
     "CHUNK_SIZE",
     "DEFAULT_CONTENT_TYPE",
     "ChecksumMismatch",
-    "CopiedObject",
     "Intake",
     "InvalidObjectKey",
     "LocalStorage",

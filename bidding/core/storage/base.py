@@ -196,25 +196,6 @@ class StoredObject:
 
 
 @dataclass(frozen=True)
-class CopiedObject:
-    """The result of :meth:`Storage.copy`: the new object's size and SHA-256, and its
-    first bytes (``head``, at most what was asked for).
-
-    ``sha256_by`` says who computed the hash: ``"store"`` (the object store, while it
-    copied: S3 ``x-amz-checksum-algorithm: SHA256``) or ``"platform"`` (this process, on
-    bytes it read — the copy pass itself, or a read-back of the copy when the store
-    returned no checksum). Never a checksum an uploader declared.
-    """
-
-    key: str
-    size: int
-    sha256: str
-    head: bytes
-    sha256_by: str
-    etag: str = ""
-
-
-@dataclass(frozen=True)
 class UploadedPart:
     """One part of a multipart upload (分片)."""
 
@@ -533,56 +514,5 @@ class Storage(ABC):
         self.delete(key)
         raise error
 
-    def copy(
-        self, src: str, dst: str, *, head: int = 0, max_size: int | None = None
-    ) -> CopiedObject:
-        """Copy object ``src`` to a new object ``dst``; return the copy's size, SHA-256
-        and first ``head`` bytes.
-
-        The hash and the head describe ``dst`` — the bytes that were copied — whatever
-        happens to ``src`` afterwards. This default streams ``src`` through
-        :meth:`put` (one pass: read, hash, write; all-or-nothing, ``max_size`` enforced);
-        backends with a server-side copy override it. :class:`ObjectNotFound` if ``src``
-        does not exist.
-        """
-        validate_key(dst)
-        with self.open(src) as reader:
-            tee = _HeadTee(reader, head)
-            info = self.put(dst, tee, max_size=max_size)
-        assert info.sha256 is not None
-        return CopiedObject(
-            key=dst,
-            size=info.size,
-            sha256=info.sha256,
-            head=tee.head,
-            sha256_by="platform",
-            etag=info.etag,
-        )
-
     def _record_sha256(self, key: str, sha256: str) -> None:  # noqa: B027 - optional hook
         """Remember a verified checksum where the backend can (default: nothing)."""
-
-
-class _HeadTee:
-    """A reader that keeps a copy of the first ``limit`` bytes read through it."""
-
-    def __init__(self, reader: IO[bytes], limit: int) -> None:
-        self._reader = reader
-        self._limit = max(0, limit)
-        self._head = bytearray()
-
-    def readinto(self, view: memoryview, /) -> int:
-        n = int(self._reader.readinto(view) or 0)  # type: ignore[attr-defined]
-        if n and len(self._head) < self._limit:
-            self._head += view[: min(n, self._limit - len(self._head))]
-        return n
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._reader.read(n)
-        if data and len(self._head) < self._limit:
-            self._head += data[: self._limit - len(self._head)]
-        return data
-
-    @property
-    def head(self) -> bytes:
-        return bytes(self._head)

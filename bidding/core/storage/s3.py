@@ -14,35 +14,18 @@ The SHA-256 computed on the way in is returned by :meth:`S3Storage.put`; it is a
 as object metadata (``x-amz-meta-sha256``) when it is known before the upload starts
 (one-part objects, or ``expected_sha256`` given), so :meth:`S3Storage.stat` can report it.
 
-:meth:`S3Storage.copy` is a server-side ``CopyObject`` that asks the store to compute the
-copy's SHA-256 (``x-amz-checksum-algorithm: SHA256``; the ``CopyObjectResult`` then
-carries ``ChecksumSHA256``). The client's public ``copy_object`` cannot send that header
-(and stats the source first), so the request goes through the client's signed request
-path (``_execute``). What the store reports is the hash of the bytes *it* copied, not a
-checksum an uploader declared (moto stores a client-sent ``x-amz-checksum-sha256``
-unverified; a copy with the algorithm header recomputes it). A store that returns no
-full-object SHA-256 (MinIO's ``CopyObjectResult`` has only ``ETag`` and
-``LastModified`` in the sources read for this; a composite ``…-N`` value; or
-``copy_checksum=False``) is handled by reading the copy back once and hashing it here.
-
 This module uses the ``minio`` client's multipart primitives (``_create_multipart_upload``,
 ``_upload_part``, ``_complete_multipart_upload``, ``_abort_multipart_upload``,
-``_list_parts``) and its signed request method ``_execute``, which are not public API:
-``minio`` is pinned below 8 in pyproject.
+``_list_parts``), which are not public API: ``minio`` is pinned below 8 in pyproject.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import hashlib
 import io
 import logging
 import os
-import re
 import weakref
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, timedelta
 from typing import IO, Any, BinaryIO, NoReturn, cast
@@ -57,7 +40,6 @@ from minio.error import InvalidResponseError, MinioException, S3Error, ServerErr
 from bidding.core.storage.base import (
     CHUNK_SIZE,
     DEFAULT_CONTENT_TYPE,
-    CopiedObject,
     Intake,
     ObjectNotFound,
     Storage,
@@ -77,7 +59,6 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 SHA256_META = "x-amz-meta-sha256"
 _MISSING_OBJECT = {"NoSuchKey", "NoSuchObject", "NoSuchVersion"}
 _MAX_PRESIGN = 7 * 24 * 3600
-_CONTENT_RANGE = re.compile(r"bytes (?:\d+-\d+|\*)/(\d+)")
 
 
 class S3Storage(Storage):
@@ -99,11 +80,7 @@ class S3Storage(Storage):
         read_timeout: float = 300.0,
         retries: int = 2,
         create_bucket: bool = True,
-        copy_checksum: bool = True,
     ) -> None:
-        """``copy_checksum``: ask the store for the SHA-256 of a copy (see :meth:`copy`);
-        ``False`` always reads copies back instead (for a store whose copy checksum is
-        not trusted)."""
         if part_size < MIN_PART_SIZE:
             raise ValueError("part_size must be at least 5 MiB")
         self.endpoint = endpoint
@@ -111,7 +88,6 @@ class S3Storage(Storage):
         self.secure = secure
         self.part_size = part_size
         self.create_bucket = create_bucket
-        self.copy_checksum = copy_checksum
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             maxsize=10,
@@ -303,71 +279,6 @@ class S3Storage(Storage):
         with self._errors():
             self.client.remove_object(self.bucket, key)
 
-    def copy(
-        self, src: str, dst: str, *, head: int = 0, max_size: int | None = None
-    ) -> CopiedObject:
-        """Server-side copy (one ``CopyObject`` ≤ 5 GiB, the single-PUT limit), the
-        store computing the SHA-256 of the copy; then one ranged ``GET`` of the copy for
-        ``head`` bytes and its size. If the store returned no SHA-256, the copy is read
-        back once instead (hash, size and head in that one pass). ``max_size`` is not
-        enforced before copying (S3 cannot); callers check the returned size."""
-        validate_key(src)
-        validate_key(dst)
-        self._ensure_bucket()
-        headers: dict[str, str | list[str] | tuple[str]] = {
-            "x-amz-copy-source": quote(f"/{self.bucket}/{src}"),
-            # the uploader's metadata is not carried over to the copy
-            "x-amz-metadata-directive": "REPLACE",
-            "Content-Type": DEFAULT_CONTENT_TYPE,
-        }
-        if self.copy_checksum:
-            headers["x-amz-checksum-algorithm"] = "SHA256"
-        with self._errors(src):
-            response = self.client._execute("PUT", self.bucket, dst, headers=headers)
-        etag, sha256 = _copy_result(response.data)
-        if sha256 is None or not self.copy_checksum:
-            size, sha256, first = self._read_back(dst, head)
-            return CopiedObject(dst, size, sha256, first, "platform", etag)
-        first, size = self._read_head(dst, head)
-        return CopiedObject(dst, size, sha256, first, "store", etag)
-
-    def _read_head(self, key: str, n: int) -> tuple[bytes, int]:
-        """The first ``n`` bytes of the object (one ranged GET) and its total size."""
-        if n <= 0:
-            return b"", self.stat(key).size
-        with self._errors(key):
-            try:
-                response = self.client.get_object(self.bucket, key, offset=0, length=n)
-            except S3Error as exc:
-                if exc.code != "InvalidRange":
-                    raise
-                return b"", self.stat(key).size  # an empty object has no byte 0
-        try:
-            with self._errors(key):
-                data = bytes(response.read())
-            match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range") or "")
-        finally:
-            response.close()
-            response.release_conn()
-        if match is not None:
-            return data, int(match.group(1))
-        if len(data) < n:  # the store sent the whole object (no Content-Range)
-            return data, len(data)
-        return data, self.stat(key).size
-
-    def _read_back(self, key: str, n: int) -> tuple[int, str, bytes]:
-        """Stream the object once: size, SHA-256 and its first ``n`` bytes."""
-        hasher = hashlib.sha256()
-        size = 0
-        first = bytearray()
-        with self.open(key) as reader:
-            while chunk := reader.read(CHUNK_SIZE):
-                hasher.update(chunk)
-                if len(first) < n:
-                    first += chunk[: n - len(first)]
-                size += len(chunk)
-        return size, hasher.hexdigest(), bytes(first)
-
     # -- reads -----------------------------------------------------------------------------
 
     def open(self, key: str) -> IO[bytes]:
@@ -528,27 +439,6 @@ class _ResponseReader(io.RawIOBase):
                 self._response.release_conn()
             finally:
                 super().close()
-
-
-def _copy_result(body: bytes) -> tuple[str, str | None]:
-    """ETag and the full-object SHA-256 (hex) of a ``CopyObjectResult``; ``None`` for a
-    missing or composite checksum. S3 may answer a failed copy with 200 and an
-    ``<Error>`` body: that is a failure."""
-    try:
-        root = ET.fromstring(body)  # noqa: S314 (the configured store answers, as minio parses it)
-    except ET.ParseError as exc:
-        raise StorageUnavailable(details={"reason": "InvalidCopyResult"}) from exc
-    if root.tag.rsplit("}", 1)[-1] == "Error":
-        code = next((e.text for e in root if e.tag.rsplit("}", 1)[-1] == "Code"), None)
-        raise StorageUnavailable(details={"reason": code or "CopyFailed"})
-    fields = {e.tag.rsplit("}", 1)[-1]: (e.text or "").strip() for e in root}
-    etag = fields.get("ETag", "").strip('"')
-    value = fields.get("ChecksumSHA256", "")
-    try:
-        digest = base64.b64decode(value, validate=True) if value else b""
-    except (binascii.Error, ValueError):
-        digest = b""
-    return etag, digest.hex() if len(digest) == 32 else None
 
 
 def _clear_pool(pool: weakref.ReferenceType[urllib3.PoolManager]) -> None:
