@@ -39,7 +39,7 @@ from typing import Any, cast
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bidding.accounts.models import Organisation, User
@@ -1172,6 +1172,23 @@ def _finish_if_pending(
     return result, True
 
 
+#: What :func:`decrypt_result` reads of the section, the bid and the bidder (their JSON
+#: documents — manifest, receipt, certificates, evaluation method — stay in the database).
+_DECRYPT_COLUMNS = (
+    load_only(Section.id, Section.opening_key_fingerprint, Section.version),
+    load_only(
+        Bid.id,
+        Bid.section_id,
+        Bid.bidder_id,
+        Bid.storage_key,
+        Bid.ciphertext_size,
+        Bid.ciphertext_sha256,
+        Bid.data_key_commitment,
+    ),
+    load_only(Organisation.id, Organisation.credit_code),
+)
+
+
 def decrypt_result(result_id: uuid.UUID, *, complete: bool = True) -> OpeningResult | None:
     """Decrypt one bid (the decrypt task's service): stream the ciphertext from storage,
     recover the data key (the opening key rebuilt in memory from the vault-sealed shares,
@@ -1184,7 +1201,8 @@ def decrypt_result(result_id: uuid.UUID, *, complete: bool = True) -> OpeningRes
     the caller, :func:`complete_finished_openings` once after the chunk."""
     s = _session()
     # one round trip for everything the attempt reads (the relationships then resolve
-    # from the identity map): the result, its session, section, bid and bidder
+    # from the identity map): the result, its session, section, bid and bidder — of the
+    # last three only the columns the decryption uses (anything else would load on use)
     row = s.execute(
         select(OpeningResult, OpeningSession, Section, Bid, Organisation)
         .join(OpeningSession, OpeningSession.id == OpeningResult.session_id)
@@ -1192,6 +1210,7 @@ def decrypt_result(result_id: uuid.UUID, *, complete: bool = True) -> OpeningRes
         .join(Bid, Bid.id == OpeningResult.bid_id)
         .join(Organisation, Organisation.id == Bid.bidder_id)
         .where(OpeningResult.id == result_id)
+        .options(*_DECRYPT_COLUMNS)
     ).one_or_none()
     if row is None:
         return s.get(OpeningResult, result_id)
