@@ -155,6 +155,8 @@ def _install_transaction_wrapper(app: Flask) -> None:
 def _wants_json() -> bool:
     if request.path.startswith("/api/") or request.path == "/healthz":
         return True
+    if request.path.startswith("/storage/") and request.method == "PUT":
+        return True  # presigned uploads are client traffic (the local store's S3 stand-in)
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
 

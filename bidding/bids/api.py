@@ -114,6 +114,7 @@ def _ticket_dict(ticket: services.UploadTicket) -> dict[str, Any]:
             for p in ticket.done_parts
         ],
         "put_url": ticket.put_url,
+        "put_headers": ticket.put_headers,
         "url_expires_in": services.PART_URL_SECONDS,
     }
 

@@ -410,6 +410,7 @@ def _single_put(
             body=_ProgressReader(fh, progress),  # type: ignore[arg-type]
             headers={
                 "Content-Type": "application/octet-stream",
+                **(ticket.get("put_headers") or {}),
                 "Content-Length": str(state["size"]),
             },
             auth=False,

@@ -96,6 +96,16 @@ class UploadTicketOut(Schema):
             " application/octet-stream); null for multipart"
         },
     )
+    put_headers = Dict(
+        keys=String(),
+        values=String(),
+        allow_none=True,
+        metadata={
+            "description": "single: headers the PUT must carry — Content-Type and"
+            " x-amz-checksum-sha256 (base64 SHA-256 of the envelope, signed into put_url:"
+            " the store accepts only the declared bytes); null for multipart"
+        },
+    )
     url_expires_in = Integer()
 
 

@@ -135,6 +135,7 @@ from bidding.core.storage.base import (
     upload_incomplete,
     upload_too_large,
 )
+from bidding.core.storage.sigv4 import checksum_sha256_header
 from bidding.core.tasks import register_sweep
 from bidding.projects.models import Section, SectionState
 from bidding.projects.services import registration_of, set_bid_counter
@@ -413,6 +414,8 @@ class UploadTicket:
     part_urls: list[tuple[int, str]]
     done_parts: list[UploadedPart]
     put_url: str | None = None
+    #: headers the single PUT must carry (the checksum header is signed into ``put_url``)
+    put_headers: dict[str, str] | None = None
 
 
 def _new_upload(
@@ -487,6 +490,7 @@ def _ticket(storage: Storage, upload: BidUpload) -> UploadTicket:
             max(1, min(PART_URL_SECONDS, left)),
             content_type=ENVELOPE_CONTENT_TYPE,
             max_size=upload.expected_size,
+            sha256=upload.expected_sha256,  # the URL can write only the declared bytes
         )
         return UploadTicket(
             upload=upload,
@@ -494,6 +498,10 @@ def _ticket(storage: Storage, upload: BidUpload) -> UploadTicket:
             part_urls=[],
             done_parts=[],
             put_url=url,
+            put_headers={
+                "Content-Type": ENVELOPE_CONTENT_TYPE,
+                **checksum_sha256_header(upload.expected_sha256),
+            },
         )
     assert upload.multipart_upload_id is not None and upload.part_size is not None
     done = storage.list_parts(upload.storage_key, upload.multipart_upload_id)

@@ -125,9 +125,8 @@ def test_api_single_put(client: FlaskClient, bw: BidWorld) -> None:
     assert r.status_code == 201, r.get_json()
     ticket = r.get_json()
     assert ticket["upload"]["method"] == "single" and ticket["parts"] == []
-    put = client.put(
-        ticket["put_url"], data=sealed.envelope, content_type="application/octet-stream"
-    )
+    assert ticket["put_headers"]["Content-Type"] == "application/octet-stream"
+    put = client.put(ticket["put_url"], data=sealed.envelope, headers=ticket["put_headers"])
     assert put.status_code == 200, put.get_json()
     r = client.post(
         base(bw),
@@ -135,6 +134,17 @@ def test_api_single_put(client: FlaskClient, bw: BidWorld) -> None:
         headers={**h, "Idempotency-Key": "s1"},
     )
     assert r.status_code == 201, r.get_json()
+    # the PUT URL outlives the commit, but it is bound to the declared bytes: replaying it
+    # with other bytes is refused and the committed ciphertext stays as it was
+    key = db.get_session().scalars(select(Bid.storage_key).where(Bid.client_key == "s1")).one()
+    other = bytes(b ^ 0x55 for b in sealed.envelope)
+    again = client.put(ticket["put_url"], data=other, headers=ticket["put_headers"])
+    assert again.status_code == 422, (again.status_code, again.data[:300])
+    assert again.get_json()["code"] == "checksum_mismatch"
+    assert get_storage().hash_object(key) == (sealed.size, sealed.sha256)
+    same = client.put(ticket["put_url"], data=sealed.envelope, headers=ticket["put_headers"])
+    assert same.status_code == 200  # the declared bytes again: harmless
+    assert get_storage().hash_object(key) == (sealed.size, sealed.sha256)
     bad = client.post(f"{base(bw)}/uploads", json={**body, "method": "stream"}, headers=h)
     assert bad.status_code in (400, 422)
     multipart = client.post(

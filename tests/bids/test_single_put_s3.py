@@ -3,6 +3,7 @@ the presigned URL; the commit stats and reads the object back; a refusal deletes
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -38,13 +39,16 @@ def _put(bw: BidWorld, sealed: Sealed, key: str, data: bytes) -> services.Upload
         client_key=key,
         method="single",
     )
-    assert ticket.put_url is not None
-    r = requests.put(
-        ticket.put_url,
-        data=data,
-        headers={"Content-Type": "application/octet-stream"},
-        timeout=30,
+    assert ticket.put_url is not None and ticket.put_headers is not None
+    # the URL signs the checksum header: a store that checks signatures (MinIO, AWS)
+    # accepts the PUT only with this header, and then only the declared bytes
+    signed = parse_qs(urlsplit(ticket.put_url).query)["X-Amz-SignedHeaders"][0]
+    assert signed == "host;x-amz-checksum-sha256"
+    assert (
+        ticket.put_headers["x-amz-checksum-sha256"]
+        == base64.b64encode(bytes.fromhex(sealed.sha256)).decode()
     )
+    r = requests.put(ticket.put_url, data=data, headers=ticket.put_headers, timeout=30)
     assert r.status_code == 200, r.text
     return ticket
 

@@ -387,12 +387,20 @@ class Storage(ABC):
         *,
         content_type: str | None = None,
         max_size: int | None = None,
+        sha256: str | None = None,
     ) -> str:
         """A URL a client may ``PUT`` the object's bytes to for ``expires`` seconds.
 
         After a direct upload the platform must call :meth:`verify_object`. ``max_size`` is
         enforced while receiving by the local backend; S3 enforces it through
         :meth:`verify_object` afterwards.
+
+        ``sha256`` (hex) binds the URL to those bytes: the client sends the
+        ``x-amz-checksum-sha256`` header (``sigv4.checksum_sha256_header``), which
+        an S3 server must receive unchanged (it is signed into the URL) and checks
+        against the body; the local backend checks the body's SHA-256 itself. Any other
+        body is refused and the stored object stays as it was, so replaying the URL can
+        only write the declared bytes again.
         """
 
     @abstractmethod

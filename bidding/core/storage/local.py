@@ -45,6 +45,7 @@ from bidding.core.storage.base import (
     StoredObject,
     UploadedPart,
     _msg,
+    normalise_sha256,
     validate_key,
 )
 
@@ -286,12 +287,15 @@ class LocalStorage(Storage):
         *,
         content_type: str | None = None,
         max_size: int | None = None,
+        sha256: str | None = None,
     ) -> str:
         payload: dict[str, Any] = {"op": "put", "k": validate_key(key)}
         if content_type:
             payload["ct"] = content_type
         if max_size is not None:
             payload["max"] = int(max_size)
+        if sha256 is not None:
+            payload["h"] = normalise_sha256(sha256)
         return self._sign(payload, expires)
 
     def presigned_get_url(self, key: str, expires: int, filename: str | None = None) -> str:

@@ -37,6 +37,7 @@ from minio import Minio
 from minio.datatypes import Part
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
+from bidding.core.storage import sigv4
 from bidding.core.storage.base import (
     CHUNK_SIZE,
     DEFAULT_CONTENT_TYPE,
@@ -47,6 +48,7 @@ from bidding.core.storage.base import (
     StoredObject,
     UploadedPart,
     _msg,
+    normalise_sha256,
     validate_key,
 )
 from bidding.core.storage.local import _check_part_number
@@ -85,6 +87,8 @@ class S3Storage(Storage):
             raise ValueError("part_size must be at least 5 MiB")
         self.endpoint = endpoint
         self.bucket = bucket
+        self.region = region
+        self._credentials = (access_key, secret_key)
         self.secure = secure
         self.part_size = part_size
         self.create_bucket = create_bucket
@@ -352,9 +356,28 @@ class S3Storage(Storage):
         *,
         content_type: str | None = None,
         max_size: int | None = None,
+        sha256: str | None = None,
     ) -> str:
         # S3 cannot bound a presigned PUT's size: verify_object() checks it afterwards.
-        return self._presign("PUT", key, expires)
+        if sha256 is None:
+            return self._presign("PUT", key, expires)
+        validate_key(key)
+        if not 1 <= expires <= _MAX_PRESIGN:
+            raise ValueError("expires must be between 1 second and 7 days")
+        digest = normalise_sha256(sha256)
+        assert digest is not None
+        access_key, secret_key = self._credentials
+        return sigv4.presign(
+            method="PUT",
+            scheme="https" if self.secure else "http",
+            host=self.endpoint,
+            path=f"/{self.bucket}/{key}",
+            access_key=access_key,
+            secret_key=secret_key,
+            region=self.region,
+            expires=expires,
+            headers=sigv4.checksum_sha256_header(digest),
+        )
 
     def presigned_get_url(self, key: str, expires: int, filename: str | None = None) -> str:
         query = None

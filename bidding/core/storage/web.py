@@ -148,6 +148,7 @@ def _upload(storage: LocalStorage, key: str, payload: dict[str, Any]) -> Respons
         length=request.content_length,
         content_type=payload.get("ct") or request.mimetype or "application/octet-stream",
         max_size=limit,
+        expected_sha256=payload.get("h"),  # a URL bound to declared bytes accepts only them
     )
     response = jsonify({"key": info.key, "size": info.size, "sha256": info.sha256})
     response.headers["ETag"] = f'"{info.etag}"'
