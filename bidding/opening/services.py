@@ -222,19 +222,25 @@ def _enqueue_decrypt(result_id: uuid.UUID) -> None:
 
 #: Most bids one decrypt task opens (each in its own transaction).
 DECRYPT_CHUNK = 8
-#: The last bids go out in chunks of this size, so that the workers finish together.
-DECRYPT_TAIL_CHUNK = 2
+#: The last bids go out in shrinking chunks, so that the workers finish together: each
+#: a quarter of what is left (twice the usual 2 workers), down to single bids at the end.
 DECRYPT_TAIL = 16
+DECRYPT_TAIL_SPLIT = 4
 
 
 def decrypt_chunks(ids: Sequence[uuid.UUID]) -> list[list[uuid.UUID]]:
     """Split the bids to decrypt into task-sized chunks: ≤ ``DECRYPT_CHUNK`` each, the
-    last ``DECRYPT_TAIL`` in chunks of ``DECRYPT_TAIL_CHUNK`` (a big last chunk would
-    leave the other workers idle at the end)."""
+    last ``DECRYPT_TAIL`` in chunks of a ``DECRYPT_TAIL_SPLIT``-th of the bids left (16:
+    4, 3, 3, 2, 1, 1, 1, 1): a big last chunk would leave the other workers idle at the
+    end, and the last single bids let them finish within one bid of each other."""
     ids = list(ids)
     head = max(0, len(ids) - DECRYPT_TAIL)
     chunks = [ids[i : min(i + DECRYPT_CHUNK, head)] for i in range(0, head, DECRYPT_CHUNK)]
-    chunks += [ids[i : i + DECRYPT_TAIL_CHUNK] for i in range(head, len(ids), DECRYPT_TAIL_CHUNK)]
+    i = head
+    while i < len(ids):
+        size = min(DECRYPT_CHUNK, max(1, -(-(len(ids) - i) // DECRYPT_TAIL_SPLIT)))
+        chunks.append(ids[i : i + size])
+        i += size
     return chunks
 
 
