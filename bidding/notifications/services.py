@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -168,6 +168,24 @@ def _section_of(event: AuditEvent) -> Section | None:
     return _session().get(Section, section_id)
 
 
+def _on_section_event(
+    action: str,
+) -> Callable[[Callable[[AuditEvent, Section], None]], Callable[[AuditEvent], None]]:
+    """Register a listener of a section's event; it runs only when the event names a
+    section that exists (looked up from the event, never from its payload)."""
+
+    def register(fn: Callable[[AuditEvent, Section], None]) -> Callable[[AuditEvent], None]:
+        @on_event(action)
+        def listener(event: AuditEvent) -> None:
+            section = _section_of(event)
+            if section is not None:
+                fn(event, section)
+
+        return listener
+
+    return register
+
+
 def _notify(
     event: AuditEvent,
     kind: NotificationKind,
@@ -198,11 +216,8 @@ def _notify(
     return added
 
 
-@on_event("section.clarification_issued")
-def _on_clarification(event: AuditEvent) -> None:
-    section = _section_of(event)
-    if section is None:
-        return
+@_on_section_event("section.clarification_issued")
+def _on_clarification(event: AuditEvent, section: Section) -> None:
     raw = (event.data or {}).get("clarification_id")
     clarification = _session().get(Clarification, uuid.UUID(str(raw))) if raw else None
     if clarification is None or clarification.section_id != section.id:
@@ -235,13 +250,10 @@ def _open_objections(section: Section) -> list[Objection]:
     )
 
 
-@on_event("section.objection_raised")
-def _on_objection_raised(event: AuditEvent) -> None:
+@_on_section_event("section.objection_raised")
+def _on_objection_raised(event: AuditEvent, section: Section) -> None:
     """The tenderer and agency learn of every objection (they must answer within 3 days);
     the registered bidders learn that the procedure is paused, when it becomes paused."""
-    section = _section_of(event)
-    if section is None:
-        return
     open_now = _open_objections(section)
     if not open_now:
         return
@@ -265,11 +277,10 @@ def _on_objection_raised(event: AuditEvent) -> None:
         )
 
 
-@on_event("section.objection_answered")
-def _on_objection_answered(event: AuditEvent) -> None:
+@_on_section_event("section.objection_answered")
+def _on_objection_answered(event: AuditEvent, section: Section) -> None:
     """Every objection answered: the registered bidders learn the procedure resumes."""
-    section = _section_of(event)
-    if section is None or _open_objections(section):
+    if _open_objections(section):
         return
     _notify(
         event,
@@ -280,11 +291,8 @@ def _on_objection_answered(event: AuditEvent) -> None:
     )
 
 
-@on_event("section.cancelled")
-def _on_cancelled(event: AuditEvent) -> None:
-    section = _section_of(event)
-    if section is None:
-        return
+@_on_section_event("section.cancelled")
+def _on_cancelled(event: AuditEvent, section: Section) -> None:
     users = _bidder_users(_registered_orgs(section) | _opened_orgs(section))
     _notify(
         event,
@@ -295,11 +303,8 @@ def _on_cancelled(event: AuditEvent) -> None:
     )
 
 
-@on_event("section.closed")
-def _on_closed(event: AuditEvent) -> None:
-    section = _section_of(event)
-    if section is None:
-        return
+@_on_section_event("section.closed")
+def _on_closed(event: AuditEvent, section: Section) -> None:
     _notify(
         event,
         NotificationKind.BIDS_CLOSED,
@@ -309,13 +314,10 @@ def _on_closed(event: AuditEvent) -> None:
     )
 
 
-@on_event("opening.started")
-def _on_opening_started(event: AuditEvent) -> None:
+@_on_section_event("opening.started")
+def _on_opening_started(event: AuditEvent, section: Section) -> None:
     """Bidders, the tenderer and agency, and the custodians (who must release their key
     shares) are told the opening hall is open."""
-    section = _section_of(event)
-    if section is None:
-        return
     users = (
         _bidder_users(_registered_orgs(section) | _opened_orgs(section))
         | _manager_users(section)
@@ -324,11 +326,8 @@ def _on_opening_started(event: AuditEvent) -> None:
     _notify(event, NotificationKind.OPENING_STARTED, section, users, {})
 
 
-@on_event("section.failed")
-def _on_failed(event: AuditEvent) -> None:
-    section = _section_of(event)
-    if section is None:
-        return
+@_on_section_event("section.failed")
+def _on_failed(event: AuditEvent, section: Section) -> None:
     users = _bidder_users(_registered_orgs(section) | _opened_orgs(section)) | _manager_users(
         section
     )
@@ -341,12 +340,9 @@ def _on_failed(event: AuditEvent) -> None:
     )
 
 
-@on_event("opening.completed")
-def _on_opening_completed(event: AuditEvent) -> None:
+@_on_section_event("opening.completed")
+def _on_opening_completed(event: AuditEvent, section: Section) -> None:
     """The opening record is published to all bidders (DZ20 30) and the section's staff."""
-    section = _section_of(event)
-    if section is None:
-        return
     session = (
         _session()
         .scalars(select(OpeningSession).where(OpeningSession.section_id == section.id))

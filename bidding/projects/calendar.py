@@ -68,6 +68,7 @@ from flask import current_app, has_app_context
 from flask_babel import gettext as _
 
 from bidding.core.errors import ErrorCode, RuleViolation
+from bidding.core.fsutil import fsync_dir
 
 if TYPE_CHECKING:
     from bidding.config import Settings
@@ -455,7 +456,7 @@ def install_year_file(directory: Path, year: int, content: bytes) -> tuple[Path,
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
-    _fsync_directory(directory)
+    fsync_dir(directory)
     return target, previous
 
 
@@ -463,19 +464,6 @@ def restore_year_file(target: Path, previous: bytes | None) -> None:
     """Put back what :func:`install_year_file` replaced (remove the file if it was new)."""
     if previous is None:
         target.unlink(missing_ok=True)
-        _fsync_directory(target.parent)
+        fsync_dir(target.parent)
         return
     install_year_file(target.parent, int(target.stem.removeprefix("cn-")), previous)
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 from flask_babel import lazy_gettext as _l
 
 from bidding.core.errors import BadRequest
+from bidding.core.fsutil import fsync_dir
 from bidding.core.storage.base import (
     CHUNK_SIZE,
     DEFAULT_CONTENT_TYPE,
@@ -163,7 +164,7 @@ class LocalStorage(Storage):
         final.parent.mkdir(parents=True, exist_ok=True)
         self._write_meta(info, inode=tmp.stat().st_ino)
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
 
     def _write_meta(self, info: StoredObject, *, inode: int) -> None:
         meta = self._meta_path(info.key)
@@ -449,19 +450,6 @@ def _write_all(out: Any, chunk: memoryview) -> None:
     while view:
         n = out.write(view)
         view = view[n:]
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _mtime(path: Path) -> datetime:
