@@ -38,14 +38,14 @@ from typing import Any, cast
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bidding.accounts.models import Organisation, User
 from bidding.bids.package import PRICE_SHEET_NAME
 from bidding.core import db
-from bidding.core.audit import record_event
+from bidding.core.audit import EventEntry, record_event, record_events
 from bidding.core.clock import now
 from bidding.core.errors import (
     Conflict,
@@ -1103,13 +1103,14 @@ def _result_values(
     status: ResultStatus,
     evidence: dict[str, Any] | None,
     outcome: Outcome | None,
+    bid: Bid | None = None,
 ) -> dict[str, Any]:
     """The columns a finished result gets (the data key of an opened bid archived)."""
     values: dict[str, Any] = {"status": status, "evidence": evidence, "sealed_handover_key": None}
     if outcome is not None:
         values["opened_via"] = outcome.opened_via
         if status is ResultStatus.OPENED:
-            bid = _session().get(Bid, result.bid_id)
+            bid = bid or _session().get(Bid, result.bid_id)
             assert bid is not None and outcome.data_key is not None
             values.update(
                 price_sheet=outcome.price_sheet,
@@ -1138,9 +1139,9 @@ def _finish(
     _recorded(result, section)
 
 
-def _recorded(result: OpeningResult, section: Section) -> None:
-    record_event(
-        None,
+def _event_of(result: OpeningResult) -> EventEntry:
+    """The audit event of a finished result."""
+    return (
         f"opening.bid_{result.status.value}",
         "bid",
         result.bid_id,
@@ -1151,6 +1152,10 @@ def _recorded(result: OpeningResult, section: Section) -> None:
             "evidence": result.evidence,
         },
     )
+
+
+def _recorded(result: OpeningResult, section: Section) -> None:
+    record_event(None, *_event_of(result))
     _emit_after_commit(section.id, BID_DECRYPTED, result_view(result))
 
 
@@ -1195,6 +1200,20 @@ _DECRYPT_COLUMNS = (
 )
 
 
+def _decrypt_rows() -> Select[OpeningResult, OpeningSession, Section, Bid, Organisation]:
+    """One round trip for everything an attempt reads (the relationships then resolve from
+    the identity map): the result, its session, section, bid and bidder — of the last
+    three only the columns the decryption uses (anything else would load on use)."""
+    return (
+        select(OpeningResult, OpeningSession, Section, Bid, Organisation)
+        .join(OpeningSession, OpeningSession.id == OpeningResult.session_id)
+        .join(Section, Section.id == OpeningSession.section_id)
+        .join(Bid, Bid.id == OpeningResult.bid_id)
+        .join(Organisation, Organisation.id == Bid.bidder_id)
+        .options(*_DECRYPT_COLUMNS)
+    )
+
+
 def decrypt_result(result_id: uuid.UUID, *, complete: bool = True) -> OpeningResult | None:
     """Decrypt one bid (the decrypt task's service): stream the ciphertext from storage,
     recover the data key (the opening key rebuilt in memory from the vault-sealed shares,
@@ -1206,18 +1225,7 @@ def decrypt_result(result_id: uuid.UUID, *, complete: bool = True) -> OpeningRes
     ``complete=False`` (a task decrypting a chunk of bids): leave the completion check to
     the caller, :func:`complete_finished_openings` once after the chunk."""
     s = _session()
-    # one round trip for everything the attempt reads (the relationships then resolve
-    # from the identity map): the result, its session, section, bid and bidder — of the
-    # last three only the columns the decryption uses (anything else would load on use)
-    row = s.execute(
-        select(OpeningResult, OpeningSession, Section, Bid, Organisation)
-        .join(OpeningSession, OpeningSession.id == OpeningResult.session_id)
-        .join(Section, Section.id == OpeningSession.section_id)
-        .join(Bid, Bid.id == OpeningResult.bid_id)
-        .join(Organisation, Organisation.id == Bid.bidder_id)
-        .where(OpeningResult.id == result_id)
-        .options(*_DECRYPT_COLUMNS)
-    ).one_or_none()
+    row = s.execute(_decrypt_rows().where(OpeningResult.id == result_id)).one_or_none()
     if row is None:
         return s.get(OpeningResult, result_id)
     result, session, section, bid, _bidder = row
@@ -1232,12 +1240,126 @@ def decrypt_result(result_id: uuid.UUID, *, complete: bool = True) -> OpeningRes
     return result
 
 
+@dataclass
+class ChunkResults:
+    """What :func:`decrypt_results` did with each bid of a chunk."""
+
+    #: result id → status (None: unknown result, or left pending by an error).
+    statuses: dict[uuid.UUID, ResultStatus | None]
+    #: the first unexpected error (the bid it hit is left pending), if any.
+    error: Exception | None = None
+
+
+def decrypt_results(result_ids: Sequence[uuid.UUID]) -> ChunkResults:
+    """Decrypt a chunk of bids (the chunk task's service) in the caller's transaction.
+
+    One query reads every result of the chunk; each pending bid is then decrypted in turn
+    (:func:`_attempt`, as :func:`decrypt_result` does; no row lock is held meanwhile);
+    then the outcomes are written together: the results still pending are locked
+    (``SELECT … FOR UPDATE``, in id order), written by one statement per kind of outcome,
+    and their audit events inserted by one flush. A result another worker finished
+    meanwhile is not written again. Should the joint write fail, each result is written
+    alone (a savepoint each): a bad one is left pending and logged, the others still
+    commit. A bid whose attempt raises is left pending too; the first such error is
+    returned for the caller to raise after the commit. The hall hears of each result
+    after the commit.
+
+    The completion check is the caller's, after the commit
+    (:func:`complete_finished_openings`)."""
+    s = _session()
+    ids = list(dict.fromkeys(result_ids))
+    rows = {row[0].id: row for row in s.execute(_decrypt_rows().where(OpeningResult.id.in_(ids)))}
+    out = ChunkResults({})
+    done: list[tuple[OpeningResult, Section, Bid, Outcome]] = []
+    for rid in ids:
+        row = rows.get(rid)
+        if row is None:
+            out.statuses[rid] = None
+            continue
+        result, session, section, bid, _bidder = row
+        if result.status is not ResultStatus.PENDING:
+            out.statuses[rid] = result.status
+            continue
+        try:
+            outcome = _attempt(result, session, section, bid)
+        except Exception as exc:
+            log.exception("opening: decrypting result %s failed", rid)
+            out.statuses[rid] = None
+            out.error = out.error or exc
+            continue
+        if outcome is None:
+            out.statuses[rid] = ResultStatus.PENDING
+        else:
+            done.append((result, section, bid, outcome))
+    if not done:
+        return out
+    try:
+        with s.begin_nested():
+            written = _write_outcomes(done)
+    except Exception as exc:  # one bad row must not cost the others their results
+        log.warning("opening: writing %d results at once failed (%s); one by one", len(done), exc)
+        written = []
+        for item in done:
+            try:
+                with s.begin_nested():
+                    written += _write_outcomes([item])
+            except Exception as one_exc:
+                log.exception("opening: writing result %s failed", item[0].id)
+                out.statuses[item[0].id] = None
+                out.error = out.error or one_exc
+    for result in written:
+        out.statuses[result.id] = result.status
+    return out
+
+
+def _write_outcomes(
+    done: Sequence[tuple[OpeningResult, Section, Bid, Outcome]],
+) -> list[OpeningResult]:
+    """Write the outcomes of :func:`decrypt_results` (see there); returns each result of
+    ``done`` as it now stands (written here, or finished by another worker)."""
+    s = _session()
+    mine = set(
+        s.scalars(
+            select(OpeningResult.id)
+            .where(
+                OpeningResult.id.in_([result.id for result, *_ in done]),
+                OpeningResult.status == ResultStatus.PENDING,
+            )
+            .order_by(OpeningResult.id)
+            .with_for_update()
+        )
+    )
+    table = cast(Any, OpeningResult.__table__)
+    stamp = now()
+    statements: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    finished: list[tuple[OpeningResult, Section, dict[str, Any]]] = []
+    current: list[OpeningResult] = []
+    for result, section, bid, outcome in done:
+        if result.id not in mine:  # another worker finished it meanwhile
+            current.append(_lock_result(result.id))
+            continue
+        values = _result_values(result, outcome.status, outcome.evidence, outcome, bid)
+        values["updated_at"] = stamp
+        statements.setdefault(tuple(sorted(values)), []).append({"result_pk": result.id, **values})
+        finished.append((result, section, values))
+    for params in statements.values():  # an executemany each (opened / failed)
+        s.execute(table.update().where(table.c.id == bindparam("result_pk")), params)
+    for result, _section, values in finished:
+        for name, value in values.items():
+            set_committed_value(result, name, value)
+    record_events(None, [_event_of(result) for result, _section, _values in finished])
+    for result, section, _values in finished:
+        _emit_after_commit(section.id, BID_DECRYPTED, result_view(result))
+    return [result for result, _section, _values in finished] + current
+
+
 def complete_finished_openings(result_ids: Sequence[uuid.UUID]) -> int:
-    """Complete the openings of these results whose every bid is finished (after a chunk of
-    :func:`decrypt_result` calls with ``complete=False``, each committed). Run after the
-    chunk's commits, it sees every committed result, so the last chunk of an opening to
-    finish completes it: one unlocked query skips the sessions that still have a pending
-    bid; the others are checked again, and completed, under the session's row lock.
+    """Complete the openings of these results whose every bid is finished (after a chunk,
+    :func:`decrypt_results` or :func:`decrypt_result` calls with ``complete=False``,
+    committed). Run after the chunk's commit, it sees every committed result, so the last
+    chunk of an opening to finish completes it: one unlocked query of three columns skips
+    the sessions that still have a pending bid (every chunk but the last); the others are
+    loaded, checked again and completed under the session's row lock.
     Returns how many are completed."""
     s = _session()
     pending = (
@@ -1249,21 +1371,22 @@ def complete_finished_openings(result_ids: Sequence[uuid.UUID]) -> int:
         .exists()
     )
     rows = s.execute(
-        select(OpeningSession, Section, pending)
-        .join(Section, Section.id == OpeningSession.section_id)
-        .where(
+        select(OpeningSession.id, OpeningSession.state, pending).where(
             OpeningSession.id.in_(
                 select(OpeningResult.session_id).where(OpeningResult.id.in_(list(result_ids)))
             )
         )
     ).all()
     done = 0
-    for session, section, has_pending in rows:
+    for session_id, state, has_pending in rows:
         # Unlocked first look: a session with a pending bid is not complete (if that bid
         # commits later, its own chunk's check comes after its commit and sees it).
-        if not has_pending and session.state is not OpeningState.COMPLETED:
-            _maybe_complete(session, section)
-        done += session.state is OpeningState.COMPLETED
+        if not has_pending and state is not OpeningState.COMPLETED:
+            session = s.get(OpeningSession, session_id)
+            assert session is not None
+            _maybe_complete(session, s.get(Section, session.section_id))  # type: ignore[arg-type]
+            state = session.state
+        done += state is OpeningState.COMPLETED
     return done
 
 
@@ -1393,7 +1516,16 @@ def complete_opening(actor: Actor | None, session: OpeningSession) -> OpeningSes
         raise Conflict(_("尚有投标文件未完成解密。"), code=ErrorCode.CONFLICT, details=progress)
     section = _lock_section(s.get(Section, session.section_id))  # type: ignore[arg-type]
     at = now()
-    bids = {b.id: b for b in s.scalars(select(Bid).where(Bid.section_id == section.id))}
+    bids = {
+        b.id: b
+        for b in s.scalars(
+            select(Bid)
+            .where(Bid.section_id == section.id)
+            .options(  # what the record lists (the manifests and receipts stay put)
+                load_only(Bid.id, Bid.ciphertext_sha256, Bid.data_key_commitment, Bid.committed_at)
+            )
+        )
+    }
     orgs = {
         o.id: o
         for o in s.scalars(
@@ -1458,7 +1590,8 @@ def complete_opening(actor: Actor | None, session: OpeningSession) -> OpeningSes
             release.sealed_share = None
             release.erased_at = at
     for result in session.results:
-        result.sealed_handover_key = None
+        if result.sealed_handover_key is not None:
+            result.sealed_handover_key = None
     section_previous = transition(section, SectionState.OPENED)
     vault.forget_opening_key(session.id)  # this process's copy; the others expire
     s.flush()

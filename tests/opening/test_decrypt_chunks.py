@@ -171,3 +171,123 @@ def test_a_bid_finished_elsewhere_meanwhile_is_not_written_again(
     assert _count(AuditEvent, AuditEvent.action.like("opening.bid_%")) == 0
     assert "bid_decrypted" not in emits.names()
     vault.forget_opening_key()  # the opening stays incomplete: drop this process's key
+
+
+def _quorum(world: World, frozen_clock: Clock, monkeypatch: pytest.MonkeyPatch, n: int) -> Any:
+    queued: list[uuid.UUID] = []
+    monkeypatch.setattr(services, "_enqueue_decrypt_many", queued.extend)
+    section, _, session = opening_with_bids(world, frozen_clock, n=n)
+    services.release_share(world.staff, section, share_json(world, section, world.staff.id))
+    services.release_share(
+        world.supervisor, section, share_json(world, section, world.supervisor.id)
+    )
+    commit()
+    db.end_scope()
+    return queued, session.id
+
+
+def test_a_chunk_is_read_once_and_written_in_one_transaction(
+    world: World, frozen_clock: Clock, emits: Emits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import event
+
+    queued, session_id = _quorum(world, frozen_clock, monkeypatch, 3)
+    statements: list[str] = []
+    engine = db.get_engine()
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with db.session_scope():
+            chunk = services.decrypt_results(queued)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert chunk.error is None
+    assert set(chunk.statuses.values()) == {ResultStatus.OPENED}
+    # the chunk's transaction (the audit sequencer's follows it): one read of the chunk,
+    # one locking read, one UPDATE (executemany) and one INSERT of the three audit events
+    # in a savepoint — whatever the number of bids
+    chunk_tx = statements[: statements.index("BEGIN", 1)]
+    assert chunk_tx.count("UPDATE") == 1
+    assert chunk_tx.count("INSERT") == 1
+    assert chunk_tx.count("SAVEPOINT") == 1
+    assert _count(AuditEvent, AuditEvent.action == "opening.bid_opened") == 3
+    assert emits.names().count("bid_decrypted") == 3  # after the commit
+    with db.session_scope():
+        assert services.complete_finished_openings(queued) == 1
+    assert db.get_session().get(OpeningSession, session_id).state is OpeningState.COMPLETED
+
+
+def test_a_result_that_cannot_be_written_leaves_the_others_committed(
+    world: World, frozen_clock: Clock, emits: Emits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bidding.opening.models import OpeningResult
+
+    tasks = _tasks()
+    queued, _session_id = _quorum(world, frozen_clock, monkeypatch, 3)
+    bad = queued[1]
+    values = services._result_values
+
+    def broken(result: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        out = values(result, *args, **kwargs)
+        if result.id == bad:  # "opened" without its decryption time: the CHECK refuses it
+            out["decrypted_at"] = None
+        return out
+
+    monkeypatch.setattr(services, "_result_values", broken)
+    with pytest.raises(Exception, match="opened_has_price_sheet|CHECK constraint"):
+        tasks.decrypt_bids([str(i) for i in queued])
+    statuses = {
+        r.id: r.status
+        for r in db.get_session().scalars(
+            select(OpeningResult).where(OpeningResult.id.in_(queued))
+        )
+    }
+    assert [statuses[i] for i in queued] == [
+        ResultStatus.OPENED,
+        ResultStatus.PENDING,
+        ResultStatus.OPENED,
+    ]
+    assert _count(AuditEvent, AuditEvent.action == "opening.bid_opened") == 2
+    assert _count(AuditEvent, AuditEvent.leaf_index.is_(None)) == 0
+    assert emits.names().count("bid_decrypted") == 2
+    vault.forget_opening_key()
+
+
+def test_a_chunk_does_not_overwrite_a_result_finished_elsewhere(
+    world: World, frozen_clock: Clock, emits: Emits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import update
+
+    from bidding.opening.models import OpeningResult
+
+    queued, _session_id = _quorum(world, frozen_clock, monkeypatch, 3)
+    target = queued[0]
+    attempt = services._attempt
+
+    def raced(result: Any, *args: Any) -> Any:
+        outcome = attempt(result, *args)
+        if result.id == target:  # another worker commits its result meanwhile
+            db.get_session().execute(
+                update(OpeningResult)
+                .where(OpeningResult.id == target)
+                .values(status=ResultStatus.WITHDRAWN, evidence={"code": "elsewhere"})
+                .execution_options(synchronize_session=False)
+            )
+        return outcome
+
+    monkeypatch.setattr(services, "_attempt", raced)
+    with db.session_scope():
+        chunk = services.decrypt_results(queued)
+    assert chunk.statuses == {
+        queued[0]: ResultStatus.WITHDRAWN,
+        queued[1]: ResultStatus.OPENED,
+        queued[2]: ResultStatus.OPENED,
+    }
+    theirs = db.get_session().get(OpeningResult, target)
+    assert theirs.evidence == {"code": "elsewhere"} and theirs.archived_data_key is None
+    assert _count(AuditEvent, AuditEvent.action.like("opening.bid_%")) == 2
+    assert emits.names().count("bid_decrypted") == 2
+    vault.forget_opening_key()

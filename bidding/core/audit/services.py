@@ -165,6 +165,31 @@ def _jsonable(value: Any, path: str) -> Any:
     raise TypeError(f"audit data {path}: {type(value).__name__} is not loggable")
 
 
+def _new_event(
+    actor: Actor | None,
+    action: str,
+    object_type: str,
+    object_id: str | uuid.UUID | None,
+    data: Mapping[str, Any] | None,
+) -> AuditEvent:
+    if not action or len(action) > 100:
+        raise ValueError("audit action must be 1..100 characters")
+    if not object_type or len(object_type) > 60:
+        raise ValueError("audit object_type must be 1..60 characters")
+    clean = _jsonable(dict(data or {}), "$")
+    canonical_json(clean)  # fail now, in the caller's code, rather than in the sequencer
+    return AuditEvent(
+        id=uuid.uuid4(),
+        created_at=now(),
+        actor_id=actor.id if actor is not None else None,
+        actor_label=(actor.username if actor is not None else SYSTEM_LABEL)[:200],
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id) if object_id is not None else None,
+        data=clean,
+    )
+
+
 def record_event(
     actor: Actor | None,
     action: str,
@@ -182,29 +207,29 @@ def record_event(
     registered for ``action`` (:func:`add_listener`) run after the flush, in this
     transaction.
     """
-    if not action or len(action) > 100:
-        raise ValueError("audit action must be 1..100 characters")
-    if not object_type or len(object_type) > 60:
-        raise ValueError("audit object_type must be 1..60 characters")
-    clean = _jsonable(dict(data or {}), "$")
-    canonical_json(clean)  # fail now, in the caller's code, rather than in the sequencer
-    event = AuditEvent(
-        id=uuid.uuid4(),
-        created_at=now(),
-        actor_id=actor.id if actor is not None else None,
-        actor_label=(actor.username if actor is not None else SYSTEM_LABEL)[:200],
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id) if object_id is not None else None,
-        data=clean,
-    )
+    return record_events(actor, [(action, object_type, object_id, data)])[0]
+
+
+#: One event for :func:`record_events`: (action, object type, object id, data).
+EventEntry = tuple[str, str, str | uuid.UUID | None, Mapping[str, Any] | None]
+
+
+def record_events(actor: Actor | None, entries: Sequence[EventEntry]) -> list[AuditEvent]:
+    """:func:`record_event` for several events of one actor at once (bulk callers, e.g. the
+    opening writing a chunk of results in one transaction): every entry is checked before
+    any is added; they are inserted by one flush, then each event's listeners run, in the
+    order listed. Same transaction rules as :func:`record_event`."""
+    events = [_new_event(actor, *entry) for entry in entries]
+    if not events:
+        return events
     s = db.get_session()
-    s.add(event)
+    s.add_all(events)
     s.flush()
-    for listener in tuple(_listeners.get(action, ())):
-        listener(event)
+    for event in events:
+        for listener in tuple(_listeners.get(event.action, ())):
+            listener(event)
     _sequence_after_commit_of(s)
-    return event
+    return events
 
 
 #: Inside :func:`deferred_sequencing`: a one-element list, set True once an event was
