@@ -55,33 +55,22 @@ class CanonicalizationError(CryptoError):
     code = "not_canonical"
 
 
-_SHORT_ESCAPES = {
-    0x08: "\\b",
-    0x09: "\\t",
-    0x0A: "\\n",
-    0x0C: "\\f",
-    0x0D: "\\r",
-    0x22: '\\"',
-    0x5C: "\\\\",
-}
+#: The JSON string encoder of the standard library (its C version where built), without
+#: ``ensure_ascii``: it escapes exactly what RFC 8785 (ECMAScript's ``JSON.stringify``)
+#: escapes — ``"``, ``\\``, ``\b \t \n \f \r`` by their short forms and the other
+#: controls below U+0020 as ``\u00xx`` in lower-case hex — and writes every other
+#: character as itself. The tests hold it to a character-by-character reference.
+_json_string = json.encoder.encode_basestring
+#: UTF-16 surrogates: in a ``str`` they can only be lone (unpaired), which is not Unicode.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _encode_string(value: str, path: str) -> str:
-    out: list[str] = ['"']
-    for ch in value:
-        cp = ord(ch)
-        if cp in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[cp])
-        elif cp < 0x20:
-            out.append(f"\\u{cp:04x}")
-        elif 0xD800 <= cp <= 0xDFFF:
-            raise CanonicalizationError(
-                "string contains a lone surrogate, which is not valid Unicode", path=path
-            )
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    if not value.isascii() and _SURROGATE.search(value):
+        raise CanonicalizationError(
+            "string contains a lone surrogate, which is not valid Unicode", path=path
+        )
+    return _json_string(value)
 
 
 def _encode_number(value: int | float, path: str) -> str:
@@ -125,7 +114,10 @@ def _encode(value: object, path: str, out: list[str]) -> None:
                 )
         out.append("{")
         first = True
-        for key in sorted(value, key=_utf16_key):
+        # UTF-16 code-unit order; for keys without astral characters (above U+FFFF) it
+        # is code-point order, the order of ``str`` itself
+        astral = any(not key.isascii() and max(key) > "\uffff" for key in value)
+        for key in sorted(value, key=_utf16_key) if astral else sorted(value):
             if not first:
                 out.append(",")
             first = False

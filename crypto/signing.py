@@ -161,7 +161,11 @@ def signing_input(document: Mapping[str, Any]) -> bytes:
 def sign_document(private_key: SigningPrivateKey, document: Mapping[str, Any]) -> bytes:
     """Sign ``document`` (see the module docstring for the algorithm per key type)."""
     signature_algorithm(private_key)  # refuses unsupported keys
-    message = signing_input(document)
+    return _sign(private_key, signing_input(document))
+
+
+def _sign(private_key: SigningPrivateKey, message: bytes) -> bytes:
+    """Sign a :func:`signing_input` (the key already checked)."""
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
         return private_key.sign(message)
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
@@ -383,11 +387,14 @@ class SignedDocument:
         kid = key_id(private_key.public_key())
         if certificate is not None and key_id(certificate) != kid:
             raise UnsupportedKeyError("certificate does not match the private key")
-        frozen = parse_json(canonical_json(document))  # a private, validated copy
+        algorithm = signature_algorithm(private_key)  # refuses unsupported keys
+        canonical = canonical_json(document)
+        frozen = parse_json(canonical)  # a private, validated copy
         return cls(
             document=frozen,
-            signature=sign_document(private_key, frozen),
-            algorithm=signature_algorithm(private_key),
+            # the copy's canonical form is ``canonical`` again: sign it without a second pass
+            signature=_sign(private_key, SIGNING_PREFIX + canonical),
+            algorithm=algorithm,
             key_id=kid,
             certificate_pem=(
                 None if certificate is None else certificate_to_pem(certificate).decode("ascii")

@@ -128,3 +128,44 @@ def test_utc_timestamps() -> None:
     for bad in ["2025-03-01T08:00:00+08:00", "2025-03-01 08:00:00Z", "2025-13-01T08:00:00Z", ""]:
         with pytest.raises(CanonicalizationError):
             parse_utc(bad)
+
+
+def _reference_string(value: str) -> str:
+    """RFC 8785 §3.2.2.2 (ECMAScript JSON.stringify's QuoteJSONString), one character at
+    a time: the reference the fast encoder is held to."""
+    short = {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r"}
+    out = ['"']
+    for ch in value:
+        cp = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif cp in short:
+            out.append(short[cp])
+        elif cp < 0x20:
+            out.append(f"\\u{cp:04x}")
+        else:
+            out.append(ch)
+    return "".join(out) + '"'
+
+
+def test_every_control_and_ascii_character_is_escaped_as_rfc8785_says() -> None:
+    for cp in range(0x80):
+        assert canonical_json(chr(cp)) == _reference_string(chr(cp)).encode("utf-8"), hex(cp)
+
+
+@given(st.text(st.characters(exclude_categories=("Cs",))))
+def test_strings_match_the_reference_encoder(value: str) -> None:
+    assert canonical_json(value) == _reference_string(value).encode("utf-8")
+
+
+@given(st.lists(st.text(st.characters(exclude_categories=("Cs",)), max_size=3), max_size=8))
+def test_member_order_is_utf16_code_unit_order(keys: list[str]) -> None:
+    doc = dict.fromkeys(keys, 0)
+    expected = sorted(doc, key=lambda k: k.encode("utf-16-be", "surrogatepass"))
+    assert list(json.loads(canonical_json(doc))) == expected
+
+
+@pytest.mark.parametrize("value", ["\ud800", "a\udfffb", "中\ud83d", {"\udc00": 1}])
+def test_lone_surrogates_are_refused(value: object) -> None:
+    with pytest.raises(CanonicalizationError, match="lone surrogate"):
+        canonical_json(value)
