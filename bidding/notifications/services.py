@@ -42,7 +42,7 @@ from typing import Any
 from flask import url_for
 from flask_babel import format_datetime
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bidding.accounts.models import RoleGrant, User
@@ -197,23 +197,21 @@ def _notify(
     s = _session()
     already = set(s.scalars(select(Notification.user_id).where(Notification.event_id == event.id)))
     at = now()
-    added = 0
-    for user_id in sorted(set(users) - already):
-        s.add(
-            Notification(
-                id=uuid.uuid4(),
-                user_id=user_id,
-                kind=kind,
-                section_id=section.id,
-                event_id=event.id,
-                params=dict(params),
-                created_at=at,
-            )
-        )
-        added += 1
-    if added:
-        s.flush()
-    return added
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "user_id": user_id,
+            "kind": kind,
+            "section_id": section.id,
+            "event_id": event.id,
+            "params": dict(params),
+            "created_at": at,
+        }
+        for user_id in sorted(set(users) - already)
+    ]
+    if rows:  # one multi-row INSERT (an opening record goes to every bidder at once)
+        s.execute(insert(Notification), rows)
+    return len(rows)
 
 
 @_on_section_event("section.clarification_issued")
