@@ -67,6 +67,7 @@ class Settings:
     secure_cookies: bool = False
     proxy_hops: int = 0  # reverse proxies in front (X-Forwarded-For/-Proto trusted)
     signing_key_path: str = ""  # platform Ed25519 key (PEM); default under instance/
+    worker_malloc_retain_mb: int = 128  # free heap a worker process keeps (bidding.core.memory)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -111,6 +112,8 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.worker_malloc_retain_mb < 0:
+            raise ConfigError(f"{PREFIX}WORKER_MALLOC_RETAIN_MB: must be 0 (off) or more MiB")
         db = urlsplit(self.database_url)
         if db.scheme not in {"sqlite", "postgresql", "postgresql+psycopg"}:
             raise ConfigError(

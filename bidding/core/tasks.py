@@ -132,6 +132,13 @@ def _reset_broker_pools() -> None:
 def _after_fork(**_: Any) -> None:
     # Never share pooled connections across a fork.
     db.dispose_engine()
+    # Keep the freed bid buffers for the next bid (see bidding.core.memory).
+    app = celery.conf.get("flask_app")
+    if app is not None:
+        from bidding.app import settings_of
+        from bidding.core.memory import retain_freed_memory
+
+        retain_freed_memory(settings_of(app).worker_malloc_retain_mb)
 
 
 def enqueue(task: Any, *args: Any, **kwargs: Any) -> None:
@@ -163,8 +170,9 @@ def _sweep_lock() -> Iterator[bool]:
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             got = bool(
-                conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": SWEEP_LOCK_KEY})
-                .scalar()
+                conn.execute(
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": SWEEP_LOCK_KEY}
+                ).scalar()
             )
             conn.commit()
             try:

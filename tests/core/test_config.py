@@ -44,6 +44,8 @@ def test_production_settings(tmp_path: Path) -> None:
         ({"SUNBID_SECURE_COOKIES": "perhaps"}, "SUNBID_SECURE_COOKIES"),
         ({"SUNBID_SECRET_KEY": "short"}, "SUNBID_SECRET_KEY"),
         ({"SUNBID_DEFAULT_LOCALE": "fr"}, "SUNBID_DEFAULT_LOCALE"),
+        ({"SUNBID_WORKER_MALLOC_RETAIN_MB": "lots"}, "SUNBID_WORKER_MALLOC_RETAIN_MB"),
+        ({"SUNBID_WORKER_MALLOC_RETAIN_MB": "-1"}, "SUNBID_WORKER_MALLOC_RETAIN_MB"),
     ],
 )
 def test_invalid_setting_names_the_variable(
