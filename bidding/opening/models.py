@@ -118,7 +118,7 @@ class OpeningSession(IdMixin, Base):
     quorum_reached_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     #: the published opening record (开标记录): ``SignedDocument.to_dict()``.
-    record: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    record: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     record_sha256: Mapped[str | None] = mapped_column(String(64))
 
     results: Mapped[list[OpeningResult]] = relationship(
@@ -191,9 +191,10 @@ class OpeningResult(IdMixin, Base):
     #: "quorum" (the custodians' key) or "self" (the bidder's own data key).
     opened_via: Mapped[str | None] = mapped_column(String(16))
     #: failure evidence: {"code", "check", "segment", "fault", "message", ...}.
-    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     #: the price sheet (开标一览表) as read from the decrypted bid.
-    price_sheet: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: (None is SQL NULL, not JSON ``null``, so that the CHECKs above see it)
+    price_sheet: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     decrypted_at: Mapped[datetime | None]
     plaintext_size: Mapped[int | None] = mapped_column(BigInteger)
     plaintext_sha256: Mapped[str | None] = mapped_column(String(64))

@@ -232,12 +232,12 @@ def test_a_result_that_cannot_be_written_leaves_the_others_committed(
 
     def broken(result: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         out = values(result, *args, **kwargs)
-        if result.id == bad:  # "opened" without its decryption time: the CHECK refuses it
-            out["decrypted_at"] = None
+        if result.id == bad:  # "opened" without a price sheet: the CHECK refuses it (as
+            out["price_sheet"] = None  # SQL NULL: JSON null would have passed it)
         return out
 
     monkeypatch.setattr(services, "_result_values", broken)
-    with pytest.raises(Exception, match="opened_has_price_sheet|CHECK constraint"):
+    with pytest.raises(Exception, match=r"opened_has_price_sheet|CHECK constraint"):
         tasks.decrypt_bids([str(i) for i in queued])
     statuses = {
         r.id: r.status
