@@ -65,8 +65,11 @@ def test_cli_reports_invalid_setting_in_one_line(tmp_path: Path) -> None:
 
     result = subprocess.run(
         [sys.executable, "-m", "bidding.cli", "db", "upgrade"],
-        env={"SUNBID_INSTANCE_DIR": str(tmp_path), "SUNBID_DATABASE_URL": "oracle://x",
-             "PATH": "/usr/bin:/bin"},
+        env={
+            "SUNBID_INSTANCE_DIR": str(tmp_path),
+            "SUNBID_DATABASE_URL": "oracle://x",
+            "PATH": "/usr/bin:/bin",
+        },
         capture_output=True,
         text=True,
         timeout=120,

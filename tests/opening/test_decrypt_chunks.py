@@ -241,9 +241,7 @@ def test_a_result_that_cannot_be_written_leaves_the_others_committed(
         tasks.decrypt_bids([str(i) for i in queued])
     statuses = {
         r.id: r.status
-        for r in db.get_session().scalars(
-            select(OpeningResult).where(OpeningResult.id.in_(queued))
-        )
+        for r in db.get_session().scalars(select(OpeningResult).where(OpeningResult.id.in_(queued)))
     }
     assert [statuses[i] for i in queued] == [
         ResultStatus.OPENED,
