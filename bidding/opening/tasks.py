@@ -1,11 +1,12 @@
 """Background work of the opening (开标后台任务).
 
 * ``opening.decrypt_bids`` — a chunk of bids (the quorum queues all bids in chunks of
-  ≤ 8, :func:`~bidding.opening.services.decrypt_chunks`), each bid decrypted and committed
-  in its own transaction: a failing bid neither blocks nor rolls back the others, and
-  each result reaches the hall right after its commit. The audit log is sequenced once
-  per chunk (:func:`~bidding.core.audit.deferred_sequencing`) and the completion checked
-  once per chunk, after its commits.
+  ≤ 8, :func:`~bidding.opening.services.decrypt_chunks`), decrypted one after another and
+  written in one transaction (one read, one write, one audit insert for the chunk): a
+  failing bid neither blocks nor rolls back the others (it is left pending), and the
+  results reach the hall at the chunk's commit. The audit log is sequenced once per chunk
+  (:func:`~bidding.core.audit.deferred_sequencing`) and the completion checked once per
+  chunk, after its commit.
 * ``opening.decrypt_bid`` — one bid (a key handed over for self-opening).
 
 Both are ``acks_late`` and idempotent: a redelivered or duplicated task finds the results
@@ -44,29 +45,25 @@ def decrypt_bid(result_id: str) -> str | None:
     name="opening.decrypt_bids", base=AppContextTask, acks_late=True, reject_on_worker_lost=True
 )
 def decrypt_bids(result_ids: list[str]) -> dict[str, str | None]:
-    """Decrypt a chunk of bids, one transaction each; returns {result id: status or None}.
+    """Decrypt a chunk of bids; returns {result id: status or None}.
 
-    A bid whose decryption raised (not a classified failure, which is recorded as the
-    bid's result) is logged and left pending; the others go on, and the task then fails
-    with the first such error, as a one-bid task would have."""
+    The chunk's results are read, decrypted one after another and written in one
+    transaction (:func:`~bidding.opening.services.decrypt_results`); a bid that fails to
+    write is written alone and, if it still fails, left pending, as is a bid whose
+    decryption raised (not a classified failure, which is recorded as the bid's result):
+    the others commit, and the task then fails with the first such error, as a one-bid
+    task would have."""
     ids = [uuid.UUID(r) for r in result_ids]
-    statuses: dict[str, str | None] = {}
-    first_error: Exception | None = None
     with audit.deferred_sequencing():
-        for rid in ids:
-            try:
-                with db.session_scope():
-                    result = services.decrypt_result(rid, complete=False)
-                    statuses[str(rid)] = None if result is None else str(result.status)
-            except Exception as exc:
-                log.exception("opening: decrypting result %s failed", rid)
-                statuses[str(rid)] = None
-                first_error = first_error or exc
+        with db.session_scope():
+            chunk = services.decrypt_results(ids)
         with db.session_scope():
             services.complete_finished_openings(ids)
-    if first_error is not None:
-        raise first_error
-    return statuses
+    if chunk.error is not None:
+        raise chunk.error
+    return {
+        str(rid): None if status is None else str(status) for rid, status in chunk.statuses.items()
+    }
 
 
 @worker_init.connect  # type: ignore[untyped-decorator]

@@ -191,33 +191,34 @@ def test_a_chunk_is_read_once_and_written_in_one_transaction(
 ) -> None:
     from sqlalchemy import event
 
+    tasks = _tasks()
     queued, session_id = _quorum(world, frozen_clock, monkeypatch, 3)
     statements: list[str] = []
     engine = db.get_engine()
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement.split()[0].upper())
+        statements.append(" ".join(statement.split()[:3]).upper())
 
     event.listen(engine, "before_cursor_execute", seen)
     try:
-        with db.session_scope():
-            chunk = services.decrypt_results(queued)
+        statuses = tasks.decrypt_bids([str(i) for i in queued])
     finally:
         event.remove(engine, "before_cursor_execute", seen)
-    assert chunk.error is None
-    assert set(chunk.statuses.values()) == {ResultStatus.OPENED}
-    # the chunk's transaction (the audit sequencer's follows it): one read of the chunk,
-    # one locking read, one UPDATE (executemany) and one INSERT of the three audit events
-    # in a savepoint — whatever the number of bids
+    assert set(statuses.values()) == {"opened"}
+    # the task's first transaction is the chunk's: one read of the three results, then in
+    # a savepoint one locking read, one UPDATE (executemany) and one INSERT of the three
+    # audit events — whatever the number of bids (then the completion check and the audit
+    # sequencer, in transactions of their own)
     chunk_tx = statements[: statements.index("BEGIN", 1)]
-    assert chunk_tx.count("UPDATE") == 1
-    assert chunk_tx.count("INSERT") == 1
-    assert chunk_tx.count("SAVEPOINT") == 1
+    assert chunk_tx.count("SAVEPOINT SA_SAVEPOINT_1") == 1
+    assert statements.count("UPDATE OPENING_RESULTS SET") == 1
+    assert chunk_tx.count("INSERT INTO AUDIT_EVENTS") == 1
+    assert chunk_tx.count("UPDATE OPENING_RESULTS SET") == 1
     assert _count(AuditEvent, AuditEvent.action == "opening.bid_opened") == 3
+    assert _count(AuditEvent, AuditEvent.leaf_index.is_(None)) == 0
     assert emits.names().count("bid_decrypted") == 3  # after the commit
-    with db.session_scope():
-        assert services.complete_finished_openings(queued) == 1
-    assert db.get_session().get(OpeningSession, session_id).state is OpeningState.COMPLETED
+    session = db.get_session().get(OpeningSession, session_id)
+    assert session.state is OpeningState.COMPLETED  # the chunk held the last bids
 
 
 def test_a_result_that_cannot_be_written_leaves_the_others_committed(
