@@ -132,6 +132,13 @@ def _reset_broker_pools() -> None:
 def _after_fork(**_: Any) -> None:
     # Never share pooled connections across a fork.
     db.dispose_engine()
+    # Connect now, while the worker is idle, rather than in its first task (an opening's
+    # first bids): the connection and the dialect's first-connect queries.
+    try:
+        with db.get_engine().connect():
+            pass
+    except Exception:  # the database may come up later: the first task connects then
+        log.warning("worker start: the database could not be reached yet", exc_info=True)
     # Keep the freed bid buffers for the next bid (see bidding.core.memory).
     app = celery.conf.get("flask_app")
     if app is not None:

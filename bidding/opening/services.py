@@ -221,7 +221,7 @@ def _enqueue_decrypt(result_id: uuid.UUID) -> None:
 
 
 #: Most bids one decrypt task opens (each in its own transaction).
-DECRYPT_CHUNK = 8
+DECRYPT_CHUNK = 16
 #: The last bids go out in shrinking chunks, so that the workers finish together: each
 #: a quarter of what is left (twice the usual 2 workers), down to single bids at the end.
 DECRYPT_TAIL = 16

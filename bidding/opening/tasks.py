@@ -1,7 +1,7 @@
 """Background work of the opening (开标后台任务).
 
 * ``opening.decrypt_bids`` — a chunk of bids (the quorum queues all bids in chunks of
-  ≤ 8, :func:`~bidding.opening.services.decrypt_chunks`), decrypted one after another and
+  ≤ 16, :func:`~bidding.opening.services.decrypt_chunks`), decrypted one after another and
   written in one transaction (one read, one write, one audit insert for the chunk): a
   failing bid neither blocks nor rolls back the others (it is left pending), and the
   results reach the hall at the chunk's commit. The audit log is sequenced once per chunk

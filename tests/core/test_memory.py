@@ -64,13 +64,16 @@ def test_zero_leaves_the_allocator_alone() -> None:
 
 
 @glibc
-def test_each_celery_worker_process_tunes_its_allocator(
+def test_each_celery_worker_process_tunes_its_allocator_and_connects(
     app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bidding.core import tasks
+    from bidding.core import db, tasks
 
     calls: list[int] = []
     monkeypatch.setattr(memory, "retain_freed_memory", calls.append)
     monkeypatch.setitem(tasks.celery.conf, "flask_app", app)
     tasks._after_fork()
     assert calls == [app.extensions["sunbid_settings"].worker_malloc_retain_mb] == [128]
+    # the new engine holds a connection already, made before any task
+    pool: Any = db.get_engine().pool
+    assert pool.checkedin() == 1

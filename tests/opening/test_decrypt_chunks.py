@@ -38,7 +38,7 @@ def test_chunks_keep_every_bid_in_order_with_a_small_tail() -> None:
     chunks = services.decrypt_chunks(ids)
     assert [i for c in chunks for i in c] == ids
     assert all(len(c) <= services.DECRYPT_CHUNK for c in chunks)
-    assert [len(c) for c in chunks] == [8] * 23 + [4, 3, 3, 2, 1, 1, 1, 1]
+    assert [len(c) for c in chunks] == [16] * 11 + [8] + [4, 3, 3, 2, 1, 1, 1, 1]
     assert services.decrypt_chunks(ids[:3]) == [ids[0:1], ids[1:2], ids[2:3]]
     assert [len(c) for c in services.decrypt_chunks(ids[:20])] == [4, 4, 3, 3, 2, 1, 1, 1, 1]
     assert services.decrypt_chunks([]) == []
