@@ -38,7 +38,7 @@ from typing import Any, cast
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -220,7 +220,7 @@ def _enqueue_decrypt(result_id: uuid.UUID) -> None:
     enqueue(decrypt_bid, str(result_id))
 
 
-#: Most bids one decrypt task opens (each in its own transaction).
+#: Most bids one decrypt task opens (read and written together, :func:`decrypt_results`).
 DECRYPT_CHUNK = 16
 #: The last bids go out in shrinking chunks, so that the workers finish together: each
 #: a quarter of what is left (twice the usual 2 workers), down to single bids at the end.
@@ -1159,30 +1159,6 @@ def _recorded(result: OpeningResult, section: Section) -> None:
     _emit_after_commit(section.id, BID_DECRYPTED, result_view(result))
 
 
-def _finish_if_pending(
-    result: OpeningResult, section: Section, outcome: Outcome
-) -> tuple[OpeningResult, bool]:
-    """:func:`_finish` for a result read without a lock: one conditional ``UPDATE …
-    WHERE status = 'pending'`` both takes the row lock and writes the outcome (it waits
-    for a concurrent writer and re-checks the status after it). If another worker
-    finished the bid meanwhile, nothing is written and its result is returned.
-    Returns (result, whether this call finished it)."""
-    values = _result_values(result, outcome.status, outcome.evidence, outcome)
-    s = _session()
-    written = s.execute(
-        update(OpeningResult)
-        .where(OpeningResult.id == result.id, OpeningResult.status == ResultStatus.PENDING)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if cast(Any, written).rowcount != 1:  # another worker finished it meanwhile
-        return _lock_result(result.id), False
-    for name, value in values.items():
-        set_committed_value(result, name, value)
-    _recorded(result, section)
-    return result, True
-
-
 #: What :func:`decrypt_result` reads of the section, the bid and the bidder (their JSON
 #: documents — manifest, receipt, certificates, evaluation method — stay in the database).
 _DECRYPT_COLUMNS = (
@@ -1234,10 +1210,10 @@ def decrypt_result(result_id: uuid.UUID, *, complete: bool = True) -> OpeningRes
     outcome = _attempt(result, session, section, bid)
     if outcome is None:
         return result
-    result, finished = _finish_if_pending(result, section, outcome)
-    if finished and complete:
+    written, current = _write_outcomes([(result, section, bid, outcome)])
+    if written and complete:
         _maybe_complete(session, section)
-    return result
+    return (written or current)[0]
 
 
 @dataclass
@@ -1295,14 +1271,16 @@ def decrypt_results(result_ids: Sequence[uuid.UUID]) -> ChunkResults:
         return out
     try:
         with s.begin_nested():
-            written = _write_outcomes(done)
+            mine, theirs = _write_outcomes(done)
+            written = mine + theirs
     except Exception as exc:  # one bad row must not cost the others their results
         log.warning("opening: writing %d results at once failed (%s); one by one", len(done), exc)
         written = []
         for item in done:
             try:
                 with s.begin_nested():
-                    written += _write_outcomes([item])
+                    mine, theirs = _write_outcomes([item])
+                    written += mine + theirs
             except Exception as one_exc:
                 log.exception("opening: writing result %s failed", item[0].id)
                 out.statuses[item[0].id] = None
@@ -1314,9 +1292,10 @@ def decrypt_results(result_ids: Sequence[uuid.UUID]) -> ChunkResults:
 
 def _write_outcomes(
     done: Sequence[tuple[OpeningResult, Section, Bid, Outcome]],
-) -> list[OpeningResult]:
-    """Write the outcomes of :func:`decrypt_results` (see there); returns each result of
-    ``done`` as it now stands (written here, or finished by another worker)."""
+) -> tuple[list[OpeningResult], list[OpeningResult]]:
+    """Write the outcomes of :func:`decrypt_results` (see there) or of one bid
+    (:func:`decrypt_result`). Returns (the results written here, the results another
+    worker finished meanwhile, re-read under their row lock and left as they are)."""
     s = _session()
     mine = set(
         s.scalars(
@@ -1350,7 +1329,7 @@ def _write_outcomes(
     record_events(None, [_event_of(result) for result, _section, _values in finished])
     for result, section, _values in finished:
         _emit_after_commit(section.id, BID_DECRYPTED, result_view(result))
-    return [result for result, _section, _values in finished] + current
+    return [result for result, _section, _values in finished], current
 
 
 def complete_finished_openings(result_ids: Sequence[uuid.UUID]) -> int:
@@ -1590,8 +1569,7 @@ def complete_opening(actor: Actor | None, session: OpeningSession) -> OpeningSes
             release.sealed_share = None
             release.erased_at = at
     for result in session.results:
-        if result.sealed_handover_key is not None:
-            result.sealed_handover_key = None
+        result.sealed_handover_key = None
     section_previous = transition(section, SectionState.OPENED)
     vault.forget_opening_key(session.id)  # this process's copy; the others expire
     s.flush()

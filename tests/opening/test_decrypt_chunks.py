@@ -33,6 +33,42 @@ def _tasks() -> Any:
     return tasks
 
 
+def _quorum(world: World, frozen_clock: Clock, monkeypatch: pytest.MonkeyPatch, n: int) -> Any:
+    queued: list[uuid.UUID] = []
+    monkeypatch.setattr(services, "_enqueue_decrypt_many", queued.extend)
+    section, _, session = opening_with_bids(world, frozen_clock, n=n)
+    services.release_share(world.staff, section, share_json(world, section, world.staff.id))
+    services.release_share(
+        world.supervisor, section, share_json(world, section, world.supervisor.id)
+    )
+    commit()
+    db.end_scope()
+    return queued, session.id
+
+
+def _finished_elsewhere(monkeypatch: pytest.MonkeyPatch, target: uuid.UUID) -> None:
+    """While this worker decrypts ``target``, another one commits its result (the object
+    this worker read stays pending in its session)."""
+    from sqlalchemy import update
+
+    from bidding.opening.models import OpeningResult
+
+    attempt = services._attempt
+
+    def raced(result: Any, *args: Any) -> Any:
+        outcome = attempt(result, *args)
+        if result.id == target:
+            db.get_session().execute(
+                update(OpeningResult)
+                .where(OpeningResult.id == target)
+                .values(status=ResultStatus.WITHDRAWN, evidence={"code": "elsewhere"})
+                .execution_options(synchronize_session=False)
+            )
+        return outcome
+
+    monkeypatch.setattr(services, "_attempt", raced)
+
+
 def test_chunks_keep_every_bid_in_order_with_a_small_tail() -> None:
     ids = [uuid.uuid4() for _ in range(200)]
     chunks = services.decrypt_chunks(ids)
@@ -133,35 +169,9 @@ def test_hash_thread_is_off_unless_set(app: Any, monkeypatch: pytest.MonkeyPatch
 def test_a_bid_finished_elsewhere_meanwhile_is_not_written_again(
     world: World, frozen_clock: Clock, emits: Emits, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy import update
-
-    from bidding.opening.models import OpeningResult
-
-    queued: list[uuid.UUID] = []
-    monkeypatch.setattr(services, "_enqueue_decrypt_many", queued.extend)
-    section, _, _session = opening_with_bids(world, frozen_clock, n=3)
-    services.release_share(world.staff, section, share_json(world, section, world.staff.id))
-    services.release_share(
-        world.supervisor, section, share_json(world, section, world.supervisor.id)
-    )
-    commit()
-    db.end_scope()
+    queued, _session_id = _quorum(world, frozen_clock, monkeypatch, 3)
     target = queued[0]
-    attempt = services._attempt
-
-    def raced(result: Any, *args: Any) -> Any:
-        outcome = attempt(result, *args)
-        # another worker writes its result while this one was decrypting (the object
-        # this worker read stays pending in its session)
-        db.get_session().execute(
-            update(OpeningResult)
-            .where(OpeningResult.id == target)
-            .values(status=ResultStatus.WITHDRAWN, evidence={"code": "elsewhere"})
-            .execution_options(synchronize_session=False)
-        )
-        return outcome
-
-    monkeypatch.setattr(services, "_attempt", raced)
+    _finished_elsewhere(monkeypatch, target)
     with db.session_scope():
         result = services.decrypt_result(target, complete=False)
         assert result is not None
@@ -171,19 +181,6 @@ def test_a_bid_finished_elsewhere_meanwhile_is_not_written_again(
     assert _count(AuditEvent, AuditEvent.action.like("opening.bid_%")) == 0
     assert "bid_decrypted" not in emits.names()
     vault.forget_opening_key()  # the opening stays incomplete: drop this process's key
-
-
-def _quorum(world: World, frozen_clock: Clock, monkeypatch: pytest.MonkeyPatch, n: int) -> Any:
-    queued: list[uuid.UUID] = []
-    monkeypatch.setattr(services, "_enqueue_decrypt_many", queued.extend)
-    section, _, session = opening_with_bids(world, frozen_clock, n=n)
-    services.release_share(world.staff, section, share_json(world, section, world.staff.id))
-    services.release_share(
-        world.supervisor, section, share_json(world, section, world.supervisor.id)
-    )
-    commit()
-    db.end_scope()
-    return queued, session.id
 
 
 def test_a_chunk_is_read_once_and_written_in_one_transaction(
@@ -258,26 +255,11 @@ def test_a_result_that_cannot_be_written_leaves_the_others_committed(
 def test_a_chunk_does_not_overwrite_a_result_finished_elsewhere(
     world: World, frozen_clock: Clock, emits: Emits, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy import update
-
     from bidding.opening.models import OpeningResult
 
     queued, _session_id = _quorum(world, frozen_clock, monkeypatch, 3)
     target = queued[0]
-    attempt = services._attempt
-
-    def raced(result: Any, *args: Any) -> Any:
-        outcome = attempt(result, *args)
-        if result.id == target:  # another worker commits its result meanwhile
-            db.get_session().execute(
-                update(OpeningResult)
-                .where(OpeningResult.id == target)
-                .values(status=ResultStatus.WITHDRAWN, evidence={"code": "elsewhere"})
-                .execution_options(synchronize_session=False)
-            )
-        return outcome
-
-    monkeypatch.setattr(services, "_attempt", raced)
+    _finished_elsewhere(monkeypatch, target)
     with db.session_scope():
         chunk = services.decrypt_results(queued)
     assert chunk.statuses == {
