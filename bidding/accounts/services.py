@@ -26,7 +26,7 @@ from flask import current_app, has_app_context
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from bidding.accounts.creditcode import (
     credit_code_problem,
@@ -847,7 +847,16 @@ def resolve_token(secret: str) -> ApiToken:
     s = _session()
     token = None
     if secret.startswith(TOKEN_PREFIX) and len(secret) < 200:
-        token = s.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_secret(secret)))
+        # one query for the token, its user and the user's grants (every request runs it)
+        token = (
+            s.scalars(
+                select(ApiToken)
+                .where(ApiToken.token_hash == _hash_secret(secret))
+                .options(joinedload(ApiToken.user).joinedload(User.grants))
+            )
+            .unique()
+            .one_or_none()
+        )
     if token is None:
         raise TokenError(_("访问令牌无效。"), code=ErrorCode.INVALID_TOKEN)
     at = now()

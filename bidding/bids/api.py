@@ -34,6 +34,7 @@ from flask_babel import gettext as _
 
 from bidding.bids import schemas, services
 from bidding.bids.models import Bid, BidUpload
+from bidding.core import db
 from bidding.core.auth import current_actor, token_auth
 from bidding.core.errors import DomainError, ErrorCode
 from bidding.core.pagination import PageQuery, page_schema
@@ -233,7 +234,11 @@ def commit_bid(
         client_key=headers["idempotency_key"],
     )
     response_headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    return commit_dict(result), 201, response_headers
+    body = commit_dict(result)
+    # the section, registration and audit-log locks go now, not after the answer is
+    # serialised: every other commit of the platform waits for the audit log's
+    db.commit_now()
+    return body, 201, response_headers
 
 
 @bp.get(BIDS)
@@ -281,7 +286,9 @@ def withdraw_bid(project_id: uuid.UUID, section_id: uuid.UUID, bid_id: uuid.UUID
     """Withdraw the bid before the deadline (撤回)."""
     section = _section(project_id, section_id)
     bid = services.get_bid(_actor(), section, bid_id)
-    return bid_dict(services.withdraw_bid(_actor(), bid))
+    body = bid_dict(services.withdraw_bid(_actor(), bid))
+    db.commit_now()  # release the section's and the registration's locks (see commit_bid)
+    return body
 
 
 @bp.get(f"{BIDS}/<uuid:bid_id>/receipt")

@@ -59,26 +59,31 @@ Design decisions
   the hash part of the read-back later; the framing check would still need a pass.
 * **Single presigned PUT** (``method="single"``, up to ``SUNBID_BID_SINGLE_PUT_MAX_MB``,
   default 512 MiB, ≤ 5 GiB): the cheapest path to the store (no multipart complete, no
-  bytes through the platform). Re-sending the PUT is harmless; the commit stats the
-  object (absent: ``bid_upload_incomplete``, the upload is kept; wrong size:
-  ``upload_incomplete``/``upload_too_large``, deleted) and reads it back like a
-  multipart one. Caveat: the committed bid keeps the same key and a presigned PUT URL
-  cannot be revoked, so until it expires its holder (the bidder) could overwrite the
-  committed ciphertext. The URL is therefore never valid beyond the upload's end, which
-  is at the latest the bid deadline (no change after the deadline), and the bid's
-  recorded SHA-256 (receipt, manifest) exposes any change at the opening; only a signed
-  ``x-amz-checksum-sha256`` / ``If-None-Match`` or a copy on commit would prevent it.
-* **The deadline is decided under the section lock**: the section row is locked
-  (``SELECT … FOR UPDATE``, the same row the deadline sweep locks with ``SKIP LOCKED``)
-  and ``clock.now()`` is read *after* the lock is granted, in the transaction that
-  inserts the bid; that time is the bid's ``committed_at`` and the receipt's
-  ``server_time``. ``bid_deadline_passed`` is 422 (a rule refused it), as for late
-  registrations in the projects domain. The lock is held until that transaction ends,
-  and every commit of the section queues on it, so only what needs the decision happens
-  under it: every check, and the bid row's fields, come before; under it, the clock, one
-  query (a retry that won, the current bid), the audit event, sequencing (the receipt
-  needs the log index and the signed tree head), the receipt signature and the bid
-  insert. The inclusion proof is not computed there (see :class:`CommitResult`).
+  bytes through the platform). Re-sending the PUT is harmless; the commit reads the
+  object back like a multipart one, judging its size from the GET's answer before the
+  first byte (absent: ``bid_upload_incomplete``, the upload is kept; wrong size:
+  ``upload_incomplete``/``upload_too_large``, deleted). Caveat: the committed bid keeps
+  the same key and a presigned PUT URL cannot be revoked, so until it expires its holder
+  (the bidder) could overwrite the committed ciphertext. The URL is therefore never
+  valid beyond the upload's end, which is at the latest the bid deadline (no change
+  after the deadline), and the bid's recorded SHA-256 (receipt, manifest) exposes any
+  change at the opening; only a signed ``x-amz-checksum-sha256`` / ``If-None-Match`` or
+  a copy on commit would prevent it.
+* **The deadline is decided under the section lock**: the section row is locked in
+  share mode (``SELECT … FOR SHARE``; the deadline sweep locks it ``FOR UPDATE SKIP
+  LOCKED``, and every change of the section updates it, so each waits for the decisions
+  in flight and they for it), then the bidder's registration row ``FOR UPDATE`` (one
+  bidder's commits and withdrawals take turns), and ``clock.now()`` is read *after* the
+  locks are granted, in the transaction that inserts the bid; that time is the bid's
+  ``committed_at`` and the receipt's ``server_time``. ``bid_deadline_passed`` is 422 (a
+  rule refused it), as for late registrations in the projects domain. The locks are held
+  until that transaction ends. Different bidders' commits do not queue on each other
+  there, but they do on the audit log's state row from the sequencing (the receipt needs
+  the log index and the signed tree head) to the end, so only what needs the decision
+  happens under the locks: every check, and the bid row's fields, come before; under
+  them, the clock, one query (a retry that won, the current bid), the audit event, the
+  sequencing, the receipt signature and the bid insert. The inclusion proof is not
+  computed there (see :class:`CommitResult`).
 * **Only the latest bid counts.** Committing a new bid supersedes the bidder's current
   one (``is_current`` + the partial unique index ``uq_bids_current``).
 * **Superseded and withdrawn ciphertexts are deleted** after the commit that replaced
@@ -137,7 +142,7 @@ from bidding.core.storage.base import (
 )
 from bidding.core.storage.sigv4 import checksum_sha256_header
 from bidding.core.tasks import register_sweep
-from bidding.projects.models import Section, SectionState
+from bidding.projects.models import Registration, Section, SectionState
 from bidding.projects.services import registration_of, set_bid_counter
 from crypto import pki, recipients
 from crypto.canonical import format_utc
@@ -375,8 +380,23 @@ def _deadline_passed(section: Section, at: datetime) -> RuleViolation:
     )
 
 
-def _lock_section(section: Section) -> Section:
-    return db.lock_row(Section, section.id)
+def _lock_section(section: Section, org: Organisation) -> Section:
+    """The locks of a bid decision (commit, withdrawal), held until its transaction ends.
+
+    The section row in share mode: its state and deadline stay as read — the deadline
+    sweep, an amendment or a cancellation (each updating the row) waits for every decision
+    in flight, and a decision waits for them — while other bidders' decisions go on beside
+    it. Then the bidder's registration row, exclusively: one bidder's own commits and
+    withdrawals take turns (only its latest bid counts)."""
+    locked = db.lock_row(Section, section.id, shared=True)
+    registration = _session().scalar(
+        select(Registration.id)
+        .where(Registration.section_id == section.id, Registration.bidder_id == org.id)
+        .with_for_update()
+    )
+    if registration is None:
+        _require_registered(locked, org)  # gone meanwhile: refused as never registered
+    return locked
 
 
 def _lock_upload(upload: BidUpload) -> BidUpload:
@@ -594,7 +614,9 @@ def start_upload(
     if kind is UploadMethod.MULTIPART:
         upload.part_size = _part_size(size)
         upload.multipart_upload_id = storage.create_multipart_upload(upload.storage_key)
-    _cleanup_if_uncommitted(storage, upload.id, upload.storage_key, upload.multipart_upload_id)
+        _cleanup_if_uncommitted(storage, upload.id, upload.storage_key, upload.multipart_upload_id)
+    # a single PUT has nothing in the store yet, and its URL reaches the client only once
+    # this transaction has committed
     s = _session()
     s.add(upload)
     s.flush()
@@ -612,6 +634,7 @@ def start_upload(
             "parts": upload.part_count,
             "expires_at": upload.expires_at,
         },
+        sequence_after_commit=False,  # appended by the bid's commit, or by the sweep
     )
     return _ticket(storage, upload)
 
@@ -908,21 +931,20 @@ def _complete_multipart(storage: Storage, upload: BidUpload) -> None:
     upload.received_at = now()
 
 
-def _receive_single(storage: Storage, upload: BidUpload) -> None:
-    """The object of a single-PUT upload must be there, with the declared size (the
-    content is checked by the read-back envelope pass)."""
-    try:
-        info = storage.stat(upload.storage_key)
-    except ObjectNotFound:
-        raise RuleViolation(
-            _("投标文件尚未上传完成，请上传后再递交。"),
-            code=ErrorCode.BID_UPLOAD_INCOMPLETE,
-            details={"received": 0, "expected": upload.expected_size},
-        ) from None
-    if info.size < upload.expected_size:
-        raise upload_incomplete(info.size, upload.expected_size)
-    if info.size > upload.expected_size:
-        raise upload_too_large(upload.expected_size, info.size)
+def _nothing_uploaded(upload: BidUpload) -> RuleViolation:
+    return RuleViolation(
+        _("投标文件尚未上传完成，请上传后再递交。"),
+        code=ErrorCode.BID_UPLOAD_INCOMPLETE,
+        details={"received": 0, "expected": upload.expected_size},
+    )
+
+
+def _received(upload: BidUpload, size: int) -> None:
+    """Mark a single-PUT upload received once its object has the declared size."""
+    if size < upload.expected_size:
+        raise upload_incomplete(size, upload.expected_size)
+    if size > upload.expected_size:
+        raise upload_too_large(upload.expected_size, size)
     upload.state = UploadState.RECEIVED
     upload.received_at = now()
 
@@ -1038,14 +1060,28 @@ def _inspect(storage: Storage, upload: BidUpload, section: Section) -> _Findings
     """Stream the stored ciphertext once: envelope magic, header context, structure, hash.
 
     The read-back pass, for uploads whose bytes did not pass through the platform
-    (presigned multipart): see the module docstring."""
-    with storage.open(upload.storage_key) as reader:
+    (presigned single PUT or multipart): see the module docstring. A single-PUT upload not
+    yet received is received here, its size taken from the same GET (no separate stat).
+
+    The hash runs in the request's own thread: the server's parallelism is its concurrent
+    requests, and a helper thread per read-back costs a quarter more CPU for the same
+    hash (cross-core hand-offs) — CPU a deadline rush does not have to spare."""
+    receiving = upload.state is UploadState.OPEN and upload.method is UploadMethod.SINGLE
+    try:
+        opened, size = storage.open_sized(upload.storage_key)
+    except ObjectNotFound:
+        if receiving:
+            raise _nothing_uploaded(upload) from None
+        raise
+    with opened as reader:
+        if receiving:
+            _received(upload, size)
         head = _read_prefix(reader, len(MAGIC))
         if head != MAGIC:
             raise _not_encrypted()
         try:
             info = inspect_envelope(
-                _Prefixed(head, reader), expected_context=_expected_context(section)
+                _Prefixed(head, reader), expected_context=_expected_context(section), threads=False
             )
         except ContextMismatchError as exc:
             raise _context_refusal(
@@ -1375,15 +1411,12 @@ def _commit(
     _require_registered(section, org)
     _require_open(section, now())
     storage = get_storage()
-    if upload.state is UploadState.OPEN:
-        if upload.method is UploadMethod.SINGLE:
-            _receive_single(storage, upload)
-        else:
-            _complete_multipart(storage, upload)
-    if upload.envelope_verified:  # checked on its way in: nothing to read back
+    if upload.envelope_verified:  # streamed: checked on its way in, nothing to read back
         info = _Findings.stored_on(upload)
     else:
-        info = _inspect(storage, upload, section)
+        if upload.state is UploadState.OPEN and upload.method is UploadMethod.MULTIPART:
+            _complete_multipart(storage, upload)
+        info = _inspect(storage, upload, section)  # receives a single PUT on the way
     _check_envelope(info, upload, section)
     manifest = _parse_manifest(manifest_doc)
     _check_manifest(manifest, info, section, org)
@@ -1421,7 +1454,7 @@ def _commit(
     }
 
     # ---- the decision: section locked, server clock read inside this transaction
-    section = _lock_section(section)
+    section = _lock_section(section, org)
     at = now()
     _require_open(section, at)
     s = _session()
@@ -1510,7 +1543,7 @@ def withdraw_bid(actor: Actor, bid: Bid) -> Bid:
     superseded or withdrawn).
     """
     org = _bidder_org(actor, bid.bidder_id)
-    section = _lock_section(bid.section)
+    section = _lock_section(bid.section, org)
     at = now()
     _require_open(section, at)
     s = _session()

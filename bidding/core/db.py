@@ -29,7 +29,14 @@ from sqlalchemy import (
 )
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, scoped_session
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    SessionTransaction,
+    mapped_column,
+    scoped_session,
+)
 from sqlalchemy.orm import sessionmaker as _sessionmaker
 
 NAMING_CONVENTION = {
@@ -175,8 +182,10 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
 M = TypeVar("M", bound=Base)
 
 
-def lock_row(model: type[M], row_id: Any) -> M:
-    """Re-read one row with ``SELECT … FOR UPDATE`` (contended transitions lock first).
+def lock_row(model: type[M], row_id: Any, *, shared: bool = False) -> M:
+    """Re-read one row with ``SELECT … FOR UPDATE`` (contended transitions lock first), or
+    with ``shared``, ``FOR SHARE``: any number of sharers at once, while an update of the
+    row (or ``FOR UPDATE``) waits for all of them, and they for it.
 
     ``populate_existing`` refreshes an instance already in the session, so the caller sees
     what the lock holder committed. On SQLite (no row locks) the database write lock taken
@@ -186,10 +195,19 @@ def lock_row(model: type[M], row_id: Any) -> M:
     stmt = (
         select(model)
         .where(key == row_id)
-        .with_for_update()
+        .with_for_update(read=shared)
         .execution_options(populate_existing=True)
     )
     return get_session().scalars(stmt).one()
+
+
+def commit_now() -> None:
+    """Commit the request's transaction before its view returns: its row locks are
+    released before the answer is serialised (for views whose transaction holds contended
+    locks; build the answer's values first, as committing expires the session's objects).
+    The after-request commit then has nothing left to do; a failure here raises, and the
+    request answers with an error, as it would at the after-request commit."""
+    get_session().commit()
 
 
 def get_session() -> Session:
@@ -202,21 +220,45 @@ def call_after_commit(callback: Callable[[], None], s: Session | None = None) ->
     """Run ``callback`` once the current transaction has committed and the session is closed.
 
     Used to queue Celery tasks and Socket.IO emits only after the data they refer to is
-    visible to other processes. A rollback discards the callback.
+    visible to other processes. A rollback discards the callback; registered inside a
+    savepoint (``begin_nested``), it goes with the savepoint if that rolls back, and
+    waits for the outermost commit if it is released.
     """
     target = s if s is not None else get_session()
-    target.info.setdefault("pending_callbacks", []).append(callback)
+    owner = target.get_nested_transaction() or target.get_transaction()
+    target.info.setdefault("pending_callbacks", []).append((owner, callback))
+
+
+def has_after_commit(callback: Callable[[], None], s: Session) -> bool:
+    """Whether ``callback`` is queued to run after ``s``'s transaction commits."""
+    return any(cb is callback for _, cb in s.info.get("pending_callbacks", ()))
+
+
+def cancel_after_commit(callback: Callable[[], None], s: Session) -> None:
+    """Unqueue ``callback`` from ``s``'s transaction (every registration of it)."""
+    pending = s.info.get("pending_callbacks")
+    if pending:
+        pending[:] = [(owner, cb) for owner, cb in pending if cb is not callback]
 
 
 @event.listens_for(Session, "after_commit")
 def _promote_callbacks(s: Session) -> None:
+    nested = s.get_nested_transaction()
+    if nested is not None:  # a savepoint released: its callbacks now ride on its parent
+        pending = s.info.get("pending_callbacks", [])
+        pending[:] = [(nested.parent if o is nested else o, cb) for o, cb in pending]
+        return
     pending = s.info.pop("pending_callbacks", [])
-    s.info.setdefault("ready_callbacks", []).extend(pending)
+    s.info.setdefault("ready_callbacks", []).extend(cb for _, cb in pending)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_callbacks(s: Session) -> None:
-    s.info.pop("pending_callbacks", None)
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_callbacks(s: Session, previous: SessionTransaction) -> None:
+    if previous.parent is None:  # the transaction itself: nothing it queued will run
+        s.info.pop("pending_callbacks", None)
+    elif previous.nested:  # a savepoint: what was queued inside it goes with it
+        pending = s.info.get("pending_callbacks", [])
+        pending[:] = [(o, cb) for o, cb in pending if o is not previous]
 
 
 def end_scope() -> None:

@@ -180,6 +180,68 @@ def test_commit_in_a_unit_of_work_sequences_after_commit(app: Flask) -> None:
     assert _count(AuditTreeHead) == 1
 
 
+def test_sequenced_in_its_own_transaction_needs_no_pass_after_commit(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bidding.core.audit import services as audit_services
+
+    passes: list[int] = []
+    original = audit_services.sequence_pending
+
+    def counted(session, **kwargs):  # type: ignore[no-untyped-def]
+        passes.append(1)
+        return original(session, **kwargs)
+
+    monkeypatch.setattr(audit_services, "sequence_pending", counted)
+    with db.session_scope() as s:
+        record_event(ALICE, "a.b", "thing", "1")
+        assert audit_services.sequence_now(s) is not None  # e.g. a bid receipt's leaf index
+    assert len(passes) == 1  # no after-commit pass: nothing of its own was left
+    with db.session_scope() as s:
+        record_event(ALICE, "a.c", "thing", "2")
+        audit_services.sequence_now(s)
+        record_event(ALICE, "a.d", "thing", "3")  # recorded after: sequenced after commit
+    assert len(passes) == 3
+    events = list(db.get_session().scalars(select(AuditEvent).order_by(AuditEvent.leaf_index)))
+    assert [e.leaf_index for e in events] == [0, 1, 2]
+
+
+def test_an_event_left_to_the_next_pass(app: Flask) -> None:
+    with db.session_scope():
+        quiet = record_event(ALICE, "a.b", "thing", "1", sequence_after_commit=False)
+    with db.session_scope() as s:
+        assert s.get(AuditEvent, quiet.id).leaf_index is None  # no pass ran for it
+        assert _count(AuditTreeHead) == 0
+    with db.session_scope():  # the next pass anywhere appends it, before the new one
+        loud = record_event(ALICE, "a.c", "thing", "2")
+    with db.session_scope() as s:
+        assert s.get(AuditEvent, quiet.id).leaf_index == 0
+        assert s.get(AuditEvent, loud.id).leaf_index == 1
+        assert _count(AuditTreeHead) == 1
+
+
+def test_after_commit_passes_coalesce_within_a_process(app: Flask) -> None:
+    """A request finding another thread of its process sequencing leaves it a note; that
+    thread passes again and appends the request's events."""
+    from bidding.core.audit import services as audit_services
+
+    assert audit_services._sequencing.acquire(blocking=False)  # a pass in progress
+    try:
+        with db.session_scope():
+            record_event(ALICE, "a.b", "thing", "1")
+        # returned at once, leaving the note, without touching the database
+        assert audit_services._sequence_again.is_set()
+        assert db.get_session().scalars(select(AuditEvent)).one().leaf_index is None
+        db.end_scope()
+    finally:
+        audit_services._sequencing.release()
+    # the thread that held it would now see the note and pass again: as it does here
+    audit_services._sequence_after_commit()
+    assert not audit_services._sequence_again.is_set()
+    assert db.get_session().scalars(select(AuditEvent)).one().leaf_index == 0
+    assert _count(AuditTreeHead) == 1
+
+
 def test_deferred_sequencing_runs_the_sequencer_once_at_the_end(app: Flask) -> None:
     with deferred_sequencing():
         for i in range(3):

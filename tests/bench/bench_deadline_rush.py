@@ -85,6 +85,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import re
 import shutil
 import signal
 import socket
@@ -140,8 +141,8 @@ def install_phase_timers(out_dir: str) -> None:
 
     local = threading.local()
 
-    def record(label: str, seconds: float, ok: bool = True) -> None:
-        line = json.dumps({"phase": label, "s": seconds, "ok": ok})
+    def record(label: str, seconds: float, ok: bool = True, cpu: float | None = None) -> None:
+        line = json.dumps({"phase": label, "s": seconds, "ok": ok, "cpu": cpu})
         with lock:
             fh.write(line + "\n")
 
@@ -149,14 +150,14 @@ def install_phase_timers(out_dir: str) -> None:
         inner = getattr(services, name)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             ok = False
             try:
                 result = inner(*args, **kwargs)
                 ok = True
                 return result
             finally:
-                record(label, time.perf_counter() - t, ok)
+                record(label, time.perf_counter() - t, ok, time.thread_time() - c)
                 if name == "_lock_section" and ok:
                     local.locked_at = time.perf_counter()
 
@@ -179,8 +180,7 @@ def install_phase_timers(out_dir: str) -> None:
     wrap("start_upload", "start_upload (presigned ticket)")
     wrap("commit_bid", "commit_bid (whole service)")
     wrap("_complete_multipart", "  _complete_multipart")
-    wrap("_receive_single", "  _receive_single (stat the PUT object)")
-    wrap("_inspect", "  _inspect (stream back + hash + parse)")
+    wrap("_inspect", "  _inspect (GET back + size + hash + parse)")
     wrap("_verify_signature", "  _verify_signature (chain + signature)")
     wrap("_lock_section", "  _lock_section (wait for the section lock)")
     wrap("sequence_now", "  sequence_now (audit append + signed head)")
@@ -225,9 +225,38 @@ exec(open({conf!r}).read())
 sys.path.insert(0, {bench_dir!r})
 
 def post_worker_init(worker):
-    from bench_deadline_rush import install_phase_timers
+    from bench_deadline_rush import install_phase_timers, time_requests
     install_phase_timers({phases!r})
+    worker.wsgi = time_requests(worker.wsgi, {phases!r})
 """
+
+
+def time_requests(app: Any, out_dir: str) -> Any:
+    """In a gunicorn worker: a WSGI wrapper recording each request's wall and thread CPU
+    time (the app call and its response body) by method and route kind."""
+    path = Path(out_dir) / f"{os.getpid()}-requests.jsonl"
+    lock = threading.Lock()
+    fh = path.open("a", buffering=1)
+
+    def timed(environ: dict[str, Any], start_response: Any) -> Any:
+        t, c = time.perf_counter(), time.thread_time()
+        body = list(app(environ, start_response))
+        route = environ.get("PATH_INFO", "")
+        parts = [
+            "<id>" if re.fullmatch(r"[0-9a-fA-F-]{16,}|\d+", p) else p
+            for p in route.strip("/").split("/")
+        ]
+        kind = "/".join(parts[-2:]) if "api" in parts else "(pages)"
+        label = f"request {environ.get('REQUEST_METHOD')} …/{kind}"
+        line = json.dumps(
+            {"phase": label, "s": time.perf_counter() - t, "ok": True,
+             "cpu": time.thread_time() - c}
+        )  # fmt: skip
+        with lock:
+            fh.write(line + "\n")
+        return body
+
+    return timed
 
 
 # =========================================================================== client processes
@@ -240,8 +269,10 @@ def _client_process(
     ready: Any,
     go: Any,
     results: Any,
+    cpu: Any,
 ) -> None:
-    """One client process: ``threads`` threads run ``jobs`` once ``go`` is set."""
+    """One client process: ``threads`` threads run ``jobs`` once ``go`` is set; puts the
+    CPU time it spent from ``go`` to its last result on ``cpu``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from bidding.bids.client import Api, ClientError, submit_bid, urllib3_transport
 
@@ -324,21 +355,28 @@ def _client_process(
 
     ready.put(os.getpid())
     go.wait()
+    cpu0 = time.process_time()
     with ThreadPoolExecutor(threads) as pool:
         for item in pool.map(safe, jobs):
             results.put(item)
+    cpu.put(time.process_time() - cpu0)
 
 
-def run_clients(kind: str, jobs: list[dict[str, Any]]) -> tuple[float, list[dict[str, Any]]]:
+def run_clients(
+    kind: str,
+    jobs: list[dict[str, Any]],
+    servers: dict[str, int] | None = None,
+    label: str | None = None,
+) -> tuple[float, list[dict[str, Any]]]:
     """Run ``jobs`` over PROCS processes × (CONCURRENCY / PROCS) threads; returns the wall
     time from the start signal to the last result, and the results."""
     ctx = mp.get_context("spawn")
-    ready, results = ctx.Queue(), ctx.Queue()
+    ready, results, cpu = ctx.Queue(), ctx.Queue(), ctx.Queue()
     go = ctx.Event()
     shares = [jobs[p::PROCS] for p in range(PROCS)]
     per_proc = [CONCURRENCY // PROCS + (1 if p < CONCURRENCY % PROCS else 0) for p in range(PROCS)]
     procs = [
-        ctx.Process(target=_client_process, args=(kind, share, n, ready, go, results))
+        ctx.Process(target=_client_process, args=(kind, share, n, ready, go, results, cpu))
         for share, n in zip(shares, per_proc, strict=True)
         if share
     ]
@@ -346,13 +384,52 @@ def run_clients(kind: str, jobs: list[dict[str, Any]]) -> tuple[float, list[dict
         p.start()
     for _ in procs:
         ready.get(timeout=120)
+    before = _cpu_by_role(servers or {})
     t0 = time.perf_counter()
     go.set()
     out = [results.get(timeout=3600) for _ in jobs]
     wall = time.perf_counter() - t0
+    after = _cpu_by_role(servers or {})
+    spent = {role: after[role] - before.get(role, 0.0) for role in after}
+    spent["clients"] = sum(cpu.get(timeout=60) for _ in procs)
+    CPU_SPENT[label or kind] = spent
     for p in procs:
         p.join(30)
     return wall, out
+
+
+CPU_SPENT: dict[str, dict[str, float]] = {}  # phase → role → CPU seconds in its timed window
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> tuple[float, int, str]:
+    """(utime + stime in seconds, parent pid, command name) of a live process."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    name = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK, int(fields[1]), name
+
+
+def _cpu_by_role(servers: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each server process tree (role → root pid: the root and
+    its children) and by the PostgreSQL server processes (connections that ended in
+    between are missed; gunicorn's pooled connections stay open)."""
+    table: dict[int, tuple[float, int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                table[int(entry.name)] = _proc_cpu(int(entry.name))
+            except (OSError, ValueError):
+                continue
+    spent = {role: 0.0 for role in servers}
+    spent["PostgreSQL"] = 0.0
+    for pid, (seconds, ppid, name) in table.items():
+        for role, root in servers.items():
+            if pid == root or ppid == root:
+                spent[role] += seconds
+        if name == "postgres":
+            spent["PostgreSQL"] += seconds
+    return spent
 
 
 # =========================================================================== helpers
@@ -648,8 +725,10 @@ def verify(
     return problems, lost, duplicated
 
 
-def read_phases(folder: Path) -> dict[str, list[float]]:
+def read_phases(folder: Path) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Per phase: the wall times of its calls, and the CPU time its threads spent in them."""
     phases: dict[str, list[float]] = {}
+    cpu: dict[str, float] = {}
     for f in folder.glob("*.jsonl"):
         for line in f.read_text().splitlines():
             try:
@@ -657,7 +736,9 @@ def read_phases(folder: Path) -> dict[str, list[float]]:
             except ValueError:
                 continue
             phases.setdefault(row["phase"], []).append(row["s"])
-    return phases
+            if row.get("cpu") is not None:
+                cpu[row["phase"]] = cpu.get(row["phase"], 0.0) + row["cpu"]
+    return phases, cpu
 
 
 # =========================================================================== main
@@ -693,7 +774,7 @@ def main() -> int:
         settings = make_settings(instance, database_url=db_url, storage_url=storage_url)
         app = create_app(settings)
         with app.app_context():
-            return run(app, tmp, instance, db_url, storage_url, procs)
+            return run(app, tmp, instance, db_url, storage_url, procs, moto.pid)
     finally:
         for p in procs:
             _stop(p)
@@ -711,7 +792,13 @@ def main() -> int:
 
 
 def run(
-    app: Any, tmp: Path, instance: Path, db_url: str, storage_url: str, procs: list[Any]
+    app: Any,
+    tmp: Path,
+    instance: Path,
+    db_url: str,
+    storage_url: str,
+    procs: list[Any],
+    moto_pid: int,
 ) -> int:
     from bidding.core.storage import get_storage
 
@@ -771,13 +858,14 @@ def run(
         list(pool.map(warm, range(8 * WORKERS)))
 
     storage = get_storage()
+    servers = {"gunicorn": procs[-1].pid, "S3 server (moto)": moto_pid}
 
     def baseline_pass(tag: str) -> tuple[float, int]:
         bjobs = [
             {**j, "url": storage.presigned_put_url(f"baseline/{tag}/{j['i']:04d}", 3600)}
             for j in jobs
         ]
-        wall, res = run_clients("baseline", bjobs)
+        wall, res = run_clients("baseline", bjobs, servers, f"baseline {tag}")
         bad = [r for r in res if not r.get("ok")]
         if bad:
             raise RuntimeError(f"baseline PUTs failed: {bad[:3]}")
@@ -806,9 +894,9 @@ def run(
         reset_state(j)
     for f in phases_dir.glob("*.jsonl"):
         f.write_text("")  # warm-up requests recorded nothing of interest
-    rush_wall, rush = run_clients("rush", rjobs)
+    rush_wall, rush = run_clients("rush", rjobs, servers)
     print(f"  {rush_wall:.1f} s, {total / 1e6 / rush_wall:.1f} MB/s", flush=True)
-    phases = read_phases(phases_dir)
+    phases, phase_cpu = read_phases(phases_dir)
 
     print("baseline 2 …", flush=True)
     b2, _ = baseline_pass("b")
@@ -868,13 +956,25 @@ def run(
         print(f"{label:<{w}} {value}")
     if phases:
         print("-" * 72)
-        head = f"{'calls':>7} {'total':>8} {'p50':>7} {'p99':>7}"
+        head = f"{'calls':>7} {'total':>8} {'p50':>7} {'p99':>7} {'cpu':>7}"
         print(f"{'server side (per call, s)':<{w}} {head}")
-        top = ("upload", "start", "commit")
+        top = ("request", "upload", "start", "commit")
         for label in sorted(phases, key=lambda k: (not k.startswith(top), k)):
             v = phases[label]
             p50, p99 = _pct(v, 50), _pct(v, 99)
-            print(f"{label:<{w}} {len(v):>7} {sum(v):>8.1f} {p50:>7.2f} {p99:>7.2f}")
+            cpu = f"{phase_cpu[label]:>7.1f}" if label in phase_cpu else f"{'':>7}"
+            print(f"{label:<{w}} {len(v):>7} {sum(v):>8.1f} {p50:>7.2f} {p99:>7.2f} {cpu}")
+    if CPU_SPENT:
+        print("-" * 72)
+        roles = list(next(iter(CPU_SPENT.values())))
+        print(f"{'CPU seconds in the timed window':<{w}} " + " ".join(
+            f"{p:>12}" for p in CPU_SPENT))  # fmt: skip
+        for role in [*roles, "total"]:
+            cells = [
+                sum(spent.values()) if role == "total" else spent.get(role, 0.0)
+                for spent in CPU_SPENT.values()
+            ]
+            print(f"{'  ' + role:<{w}} " + " ".join(f"{c:>12.1f}" for c in cells))
     print("-" * 72)
     if problems:
         print("CHECKS FAILED:")

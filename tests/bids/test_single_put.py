@@ -186,3 +186,24 @@ def test_client_single_put_resumes_after_network_faults(
     assert db.get_session().scalar(select(func.count(BidUpload.id))) == 1
     only = db.get_session().scalars(select(Bid)).one()
     assert db.get_session().get(BidUpload, only.upload_id).method is UploadMethod.SINGLE  # type: ignore[union-attr]
+
+
+def test_the_upload_start_is_logged_by_the_commit(bw: BidWorld) -> None:
+    """``bid.upload_started`` runs no sequencing pass of its own: the bid's commit, which
+    needs the log at once for its receipt, appends it just before its own event."""
+    from bidding.core.audit import AuditEvent
+
+    sealed = seal_bid(bw, 0)
+    db.get_session().commit()
+    db.end_scope()  # the set-up's own events are sequenced here
+    s = db.get_session()
+    up = _start(bw, sealed).upload
+    s.commit()
+    db.end_scope()
+    s = db.get_session()
+    started = s.scalars(select(AuditEvent).where(AuditEvent.action == "bid.upload_started")).one()
+    assert started.leaf_index is None  # recorded with the upload, not yet in the log
+    _put(s.get(BidUpload, up.id), sealed.envelope)
+    result = commit(bw, 0, sealed, s.get(BidUpload, up.id))
+    s.commit()
+    assert s.get(AuditEvent, started.id).leaf_index == result.bid.log_index - 1

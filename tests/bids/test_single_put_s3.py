@@ -62,6 +62,18 @@ def test_single_put_to_s3_commit_and_refusals(bw: BidWorld) -> None:
     up = _put(bw, sealed, "short", sealed.envelope[:-5]).upload
     refuse("upload_incomplete", commit, bw, 0, sealed, up)
     assert_refused_and_deleted("upload_incomplete", up)
+    get_storage().check()
+    early = services.start_upload(
+        bw.rep(0), bw.section, size=sealed.size, sha256=sealed.sha256, client_key="early",
+        method="single",
+    ).upload  # fmt: skip
+    # committed before its PUT arrived: the GET finds nothing, the upload is kept
+    refuse("bid_upload_incomplete", commit, bw, 0, sealed, early)
+    db.get_session().refresh(early)
+    assert early.state is UploadState.OPEN
+    up = _put(bw, sealed, "long", sealed.envelope + b"\0").upload
+    refuse("upload_too_large", commit, bw, 0, sealed, up)
+    assert_refused_and_deleted("upload_too_large", up)
     assert get_storage().list_keys("bids/") == []
 
     ticket = _put(bw, sealed, "ok", sealed.envelope)

@@ -34,7 +34,8 @@ from tests.bids.test_api import auth, base, commit_body
 
 
 class CountingStorage:
-    """The app's storage with its ``open()`` calls counted (reads of a stored object)."""
+    """The app's storage with its ``open()``/``open_sized()`` calls counted (reads of a
+    stored object)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -43,6 +44,10 @@ class CountingStorage:
     def open(self, key: str) -> Any:
         self.opened.append(key)
         return self.inner.open(key)
+
+    def open_sized(self, key: str) -> Any:
+        self.opened.append(key)
+        return self.inner.open_sized(key)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -55,6 +55,38 @@ def test_session_scope_rolls_back_and_drops_callbacks(sqlite_db: None) -> None:
         assert s.scalars(select(_Widget)).all() == []
 
 
+def test_savepoints_neither_release_nor_drop_the_outer_callbacks(sqlite_db: None) -> None:
+    """A savepoint's release is not the commit; its rollback drops only what it queued."""
+    seen: list[str] = []
+    with pytest.raises(RuntimeError), db.session_scope() as s:
+        db.call_after_commit(lambda: seen.append("outer"))
+        with s.begin_nested():
+            s.add(_Widget(name="c", price=Decimal("3")))
+        raise RuntimeError("the outer transaction fails after the savepoint")
+    assert seen == []  # nothing ran for a transaction that rolled back
+
+    with db.session_scope() as s:
+        db.call_after_commit(lambda: seen.append("before"))
+        with pytest.raises(ValueError), s.begin_nested():
+            db.call_after_commit(lambda: seen.append("inside the failed savepoint"))
+            raise ValueError
+        with s.begin_nested():  # a released savepoint's callback waits for the commit
+            db.call_after_commit(lambda: seen.append("inside a released savepoint"))
+            with s.begin_nested():
+                db.call_after_commit(lambda: seen.append("two levels down"))
+        assert seen == []
+    assert seen == ["before", "inside a released savepoint", "two levels down"]
+
+    seen.clear()
+    with db.session_scope() as s:
+        with pytest.raises(ValueError), s.begin_nested():
+            with s.begin_nested():  # released into a savepoint that then rolls back
+                db.call_after_commit(lambda: seen.append("lost with its parent"))
+            raise ValueError
+        db.call_after_commit(lambda: seen.append("after"))
+    assert seen == ["after"]
+
+
 def test_money_refuses_float_and_silent_rounding(sqlite_db: None) -> None:
     with pytest.raises(Exception, match="Decimal"), db.session_scope() as s:
         s.add(_Widget(name="c", price=1.5))  # type: ignore[arg-type]

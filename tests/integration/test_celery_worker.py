@@ -37,9 +37,7 @@ def _env(instance: Path, postgres_url: str, redis_url: str) -> dict[str, str]:
 @pytest.fixture
 def worker_app(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[Flask]:
     upgrade_database(postgres_url)
-    settings = make_settings(
-        tmp_path / "instance", database_url=postgres_url, broker_url=redis_url
-    )
+    settings = make_settings(tmp_path / "instance", database_url=postgres_url, broker_url=redis_url)
     app = create_app(settings)
     with app.app_context():
         yield app
@@ -50,11 +48,24 @@ def worker_app(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[Fl
 def worker(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[subprocess.Popen[str]]:
     log = (tmp_path / "worker.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "bidding.celery_app", "worker",
-         "--pool=prefork", "--concurrency=1", "--loglevel=INFO",
-         "--without-mingle", "--without-gossip", "--without-heartbeat"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bidding.celery_app",
+            "worker",
+            "--pool=prefork",
+            "--concurrency=1",
+            "--loglevel=INFO",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+        ],
         env=_env(tmp_path / "instance", postgres_url, redis_url),
-        stdout=log, stderr=subprocess.STDOUT, text=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         yield proc

@@ -45,6 +45,10 @@ def test_round_trip_small_and_empty(storage: Storage, size: int) -> None:
     assert storage.read_bytes(key) == data
     with storage.open(key) as reader:
         assert reader.read() == data
+    opened, length = storage.open_sized(key)
+    with opened:
+        assert length == size
+        assert opened.read() == data
     assert storage.list_keys("tests/") == [key]
 
 
@@ -95,6 +99,8 @@ def test_delete_and_exists(storage: Storage) -> None:
     assert err.value.http_status == 404
     with pytest.raises(ObjectNotFound):
         storage.open("d/x")
+    with pytest.raises(ObjectNotFound):
+        storage.open_sized("d/x")
     assert leftovers(storage) == []
 
 

@@ -3,9 +3,11 @@ multipart uploads, and a store that is down."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -217,3 +219,78 @@ def test_forked_child_uses_its_own_connections(
     hooks[0]()  # what a forked child runs
     assert len(storage.client._http.pools) == 0
     assert storage.read_bytes("fork/x") == b"parent"
+
+
+class _CuttingProxy:
+    """A TCP relay in front of the S3 server that closes a connection once ``limit`` bytes
+    of the server's answer have passed: a store dying in the middle of a GET's body."""
+
+    def __init__(self, upstream: str, limit: int) -> None:
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.limit = limit
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pipe, args=(client, server, None), daemon=True).start()
+            threading.Thread(
+                target=self._pipe, args=(server, client, self.limit), daemon=True
+            ).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket, limit: int | None) -> None:
+        passed = 0
+        try:
+            while limit is None or passed < limit:
+                data = src.recv(65536 if limit is None else min(65536, limit - passed))
+                if not data:
+                    break
+                dst.sendall(data)
+                passed += len(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_get_cut_short_is_a_store_failure_not_a_short_object(
+    s3_storage: S3Storage, s3_storage_url: str
+) -> None:
+    """The direct read path must not take a connection closed before Content-Length for
+    the end of the object (a bid would then be refused as truncated)."""
+    data = os.urandom(3 * 1024 * 1024)
+    s3_storage.put_bytes("cut/x", data)
+    parts = urlsplit(s3_storage_url)
+    proxy = _CuttingProxy(f"{parts.hostname}:{parts.port}", limit=1024 * 1024)
+    try:
+        cut_url = s3_storage_url.replace(
+            f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}"
+        )
+        cut = S3Storage.from_url(cut_url)
+        assert cut.stat("cut/x").size == len(data)  # short answers pass whole
+        for read in (
+            lambda: cut.open("cut/x").read(),
+            lambda: cut.open_sized("cut/x")[0].read(),
+            lambda: cut.read_bytes("cut/x"),
+        ):
+            with pytest.raises(StorageUnavailable) as err:
+                read()
+            assert err.value.http_status == 503
+        reader, size = s3_storage.open_sized("cut/x")  # the same object, read whole
+        with reader:
+            assert size == len(data) and reader.read() == data
+    finally:
+        proxy.close()

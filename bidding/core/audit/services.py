@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -196,25 +197,35 @@ def record_event(
     object_type: str,
     object_id: str | uuid.UUID | None,
     data: Mapping[str, Any] | None = None,
+    *,
+    sequence_after_commit: bool = True,
 ) -> AuditEvent:
     """Record an audit event in the caller's transaction (审计留痕).
 
     The event is added to ``db.get_session()`` and flushed: if the caller's transaction
     rolls back, the event is gone with it. Once the transaction commits, the event is
-    appended to the Merkle log by the sequencer (after the commit, or by the sweep).
+    appended to the Merkle log by the sequencer (after the commit, or by the sweep). With
+    ``sequence_after_commit=False`` no pass runs after the commit for it: the next pass
+    anywhere appends it (every pass appends every pending event), at the latest the
+    sweep's — for frequent events that a related action soon sequences anyway (a bid
+    upload's start, sequenced by its commit), so that a burst of them does not contend
+    for the log with the commits that need it at once.
     ``data`` must be JSON-like; UUIDs, datetimes, dates, decimals and enums are written as
     strings. Secrets (``password``, ``token``, ``private_key`` …) are refused. Listeners
     registered for ``action`` (:func:`add_listener`) run after the flush, in this
     transaction.
     """
-    return record_events(actor, [(action, object_type, object_id, data)])[0]
+    entry = (action, object_type, object_id, data)
+    return record_events(actor, [entry], sequence_after_commit=sequence_after_commit)[0]
 
 
 #: One event for :func:`record_events`: (action, object type, object id, data).
 EventEntry = tuple[str, str, str | uuid.UUID | None, Mapping[str, Any] | None]
 
 
-def record_events(actor: Actor | None, entries: Sequence[EventEntry]) -> list[AuditEvent]:
+def record_events(
+    actor: Actor | None, entries: Sequence[EventEntry], *, sequence_after_commit: bool = True
+) -> list[AuditEvent]:
     """:func:`record_event` for several events of one actor at once (bulk callers, e.g. the
     opening writing a chunk of results in one transaction): every entry is checked before
     any is added; they are inserted by one flush, then each event's listeners run, in the
@@ -228,7 +239,8 @@ def record_events(actor: Actor | None, entries: Sequence[EventEntry]) -> list[Au
     for event in events:
         for listener in tuple(_listeners.get(event.action, ())):
             listener(event)
-    _sequence_after_commit_of(s)
+    if sequence_after_commit:
+        _sequence_after_commit_of(s)
     return events
 
 
@@ -269,18 +281,43 @@ def _sequence_after_commit_of(s: Session) -> None:
     if deferred is not None:
         deferred[0] = True
         return
-    pending = s.info.get("pending_callbacks", [])
-    if _sequence_after_commit not in pending:
+    if not db.has_after_commit(_sequence_after_commit, s):
         db.call_after_commit(_sequence_after_commit, s)
 
 
+#: One after-commit sequencer at a time per process (see :func:`_sequence_after_commit`).
+_sequencing = threading.Lock()
+_sequence_again = threading.Event()
+
+
 def _sequence_after_commit() -> None:
-    """Append what the committed request recorded; the sweep catches anything missed."""
-    try:
-        with db.session_scope() as s:
-            sequence_pending(s, wait=False)
-    except Exception:
-        log.exception("audit sequencing after commit failed; the sweep will retry")
+    """Append what the committed request recorded; the sweep catches anything missed.
+
+    Coalesced within the process: a request that finds another thread of its process
+    sequencing leaves it a note and returns, and that thread runs one more pass, which
+    sees the request's committed events. Under a burst the process makes a few passes,
+    each appending many events under one signed head, instead of one pass per request
+    (the database's ``SKIP LOCKED`` does the same between processes)."""
+    _sequence_again.set()
+    while _sequence_again.is_set():
+        if not _sequencing.acquire(blocking=False):
+            return  # the thread holding it passes again once it sees the note
+        try:
+            _sequence_again.clear()
+            with db.session_scope() as s:
+                sequence_pending(s, wait=False)
+        except Exception:
+            log.exception("audit sequencing after commit failed; the sweep will retry")
+            return
+        finally:
+            _sequencing.release()
+
+
+def _sequenced_in(session: Session) -> None:
+    """Every event ``session`` has flushed is now sequenced in its own transaction: its
+    after-commit pass would have nothing of its own to append (an event recorded later
+    queues it again)."""
+    db.cancel_after_commit(_sequence_after_commit, session)
 
 
 # --------------------------------------------------------------------------- leaves
@@ -380,6 +417,7 @@ def sequence_pending(
         session.flush()
         if len(batch) < BATCH:
             break
+    _sequenced_in(session)
     if not appended:
         return None
     at = merkle.TreeHead.truncate(now())

@@ -360,6 +360,12 @@ class Storage(ABC):
     def open(self, key: str) -> IO[bytes]:
         """A streaming binary reader of the object (close it, or use ``with``)."""
 
+    def open_sized(self, key: str) -> tuple[IO[bytes], int]:
+        """:meth:`open` and the object's size, in one request where the backend can (the
+        size of what the reader will yield: a GET's ``Content-Length``)."""
+        size = self.stat(key).size
+        return self.open(key), size
+
     @abstractmethod
     def stat(self, key: str) -> StoredObject:
         """Size, checksum and type of the object; :class:`ObjectNotFound` if absent."""

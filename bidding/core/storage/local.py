@@ -206,6 +206,14 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise StorageUnavailable(details={"reason": str(exc)}) from exc
 
+    def open_sized(self, key: str) -> tuple[IO[bytes], int]:
+        reader = self.open(key)
+        try:
+            return reader, os.fstat(reader.fileno()).st_size
+        except OSError as exc:
+            reader.close()
+            raise StorageUnavailable(details={"reason": str(exc)}) from exc
+
     def stat(self, key: str) -> StoredObject:
         path = self.path_of(key)
         try:

@@ -22,6 +22,7 @@ This module uses the ``minio`` client's multipart primitives (``_create_multipar
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 import logging
 import os
@@ -61,6 +62,8 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 SHA256_META = "x-amz-meta-sha256"
 _MISSING_OBJECT = {"NoSuchKey", "NoSuchObject", "NoSuchVersion"}
 _MAX_PRESIGN = 7 * 24 * 3600
+#: Read buffer of :meth:`S3Storage.open_sized` (large sequential reads bypass it).
+SEQUENTIAL_BUFFER = 64 * 1024
 
 
 class S3Storage(Storage):
@@ -291,6 +294,19 @@ class S3Storage(Storage):
             response = self.client.get_object(self.bucket, key)
         return io.BufferedReader(_ResponseReader(response, self), CHUNK_SIZE)
 
+    def open_sized(self, key: str) -> tuple[IO[bytes], int]:
+        validate_key(key)
+        with self._errors(key):
+            response = self.client.get_object(self.bucket, key)
+        # for large sequential reads: a small buffer, so reads of a buffer's size or more
+        # go to the socket without passing through it
+        reader = io.BufferedReader(_ResponseReader(response, self), SEQUENTIAL_BUFFER)
+        try:
+            return reader, int(response.headers["Content-Length"])
+        except (KeyError, TypeError, ValueError):  # a chunked answer: ask separately
+            reader.close()
+            return super().open_sized(key)
+
     def stat(self, key: str) -> StoredObject:
         validate_key(key)
         with self._errors(key):
@@ -440,19 +456,36 @@ class S3Storage(Storage):
 
 
 class _ResponseReader(io.RawIOBase):
-    """A raw reader over a streaming GET response; transport errors become 503."""
+    """A raw reader over a streaming GET response; transport errors become 503.
+
+    Reads go straight into the caller's buffer where they can: urllib3's ``readinto``
+    reads a new bytes object and copies it (two copies of every byte, and an allocation
+    per call), so an identity-encoded body is read through the ``http.client`` response
+    underneath it, the socket filling the caller's buffer. Its one gap — a connection
+    that ends before ``Content-Length`` reads as a clean end — is closed here: an early
+    end is a transport failure (503), never a short object."""
 
     def __init__(self, response: Any, storage: S3Storage) -> None:
         self._response = response
         self._storage = storage
+        raw = getattr(response, "_fp", None)
+        encoding = (response.headers.get("Content-Encoding") or "identity").lower()
+        direct = isinstance(raw, http.client.HTTPResponse) and encoding == "identity"
+        self._raw: http.client.HTTPResponse | None = raw if direct else None
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         try:
-            return int(self._response.readinto(buffer))
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raw = self._raw
+            if raw is None:
+                return int(self._response.readinto(buffer))
+            n = raw.readinto(buffer)
+            if n == 0 and len(buffer) and raw.length:  # closed before Content-Length
+                raise http.client.IncompleteRead(b"", raw.length)
+            return n
+        except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as exc:
             self._storage._unavailable(exc, type(exc).__name__)
 
     def close(self) -> None:
