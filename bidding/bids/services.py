@@ -114,6 +114,7 @@ from flask import current_app, has_app_context
 from flask_babel import gettext as _
 from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bidding.accounts.models import Organisation
 from bidding.config import Settings
@@ -387,16 +388,24 @@ def _lock_section(section: Section, org: Organisation) -> Section:
     sweep, an amendment or a cancellation (each updating the row) waits for every decision
     in flight, and a decision waits for them — while other bidders' decisions go on beside
     it. Then the bidder's registration row, exclusively: one bidder's own commits and
-    withdrawals take turns (only its latest bid counts)."""
-    locked = db.lock_row(Section, section.id, shared=True)
-    registration = _session().scalar(
+    withdrawals take turns (only its latest bid counts). Only what the decision reads is
+    re-read (state, deadline), into ``section``, which is returned."""
+    s = _session()
+    state, deadline = s.execute(
+        select(Section.state, Section.bid_deadline)
+        .where(Section.id == section.id)
+        .with_for_update(read=True)
+    ).one()
+    set_committed_value(section, "state", state)
+    set_committed_value(section, "bid_deadline", deadline)
+    registration = s.scalar(
         select(Registration.id)
         .where(Registration.section_id == section.id, Registration.bidder_id == org.id)
         .with_for_update()
     )
     if registration is None:
-        _require_registered(locked, org)  # gone meanwhile: refused as never registered
-    return locked
+        _require_registered(section, org)  # gone meanwhile: refused as never registered
+    return section
 
 
 def _lock_upload(upload: BidUpload) -> BidUpload:
@@ -1408,7 +1417,7 @@ def _commit(
 ) -> CommitResult:
     if upload.state not in PENDING_UPLOAD_STATES:
         raise _upload_unusable(upload)
-    _require_registered(section, org)
+    # registration: its upload could not have started without one; the lock re-checks it
     _require_open(section, now())
     storage = get_storage()
     if upload.envelope_verified:  # streamed: checked on its way in, nothing to read back
@@ -1454,22 +1463,23 @@ def _commit(
     }
 
     # ---- the decision: section locked, server clock read inside this transaction
-    section = _lock_section(section, org)
-    at = now()
-    _require_open(section, at)
     s = _session()
-    again, replaced = None, None
-    for existing in s.scalars(  # one query: a concurrent retry that won, the current bid
-        select(Bid).where(
-            Bid.section_id == section.id,
-            Bid.bidder_id == org.id,
-            or_(Bid.client_key == key, Bid.is_current.is_(True)),
-        )
-    ):
-        if existing.client_key == key:
-            again = existing
-        elif existing.is_current:
-            replaced = existing
+    with s.no_autoflush:  # the upload's changes go in one UPDATE, with its commit below
+        section = _lock_section(section, org)
+        at = now()
+        _require_open(section, at)
+        again, replaced = None, None
+        for existing in s.scalars(  # one query: a concurrent retry that won, the current bid
+            select(Bid).where(
+                Bid.section_id == section.id,
+                Bid.bidder_id == org.id,
+                or_(Bid.client_key == key, Bid.is_current.is_(True)),
+            )
+        ):
+            if existing.client_key == key:
+                again = existing
+            elif existing.is_current:
+                replaced = existing
     if again is not None:
         return _replay(again, upload)
     if replaced is not None:
@@ -1515,6 +1525,7 @@ def _commit(
     bid = Bid(
         id=bid_id,
         **row,
+        bidder=org,  # the answer names the bidder: no query for it
         committed_at=at,
         audit_event_id=event_row.id,
         log_index=event_row.leaf_index,

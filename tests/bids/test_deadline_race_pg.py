@@ -4,8 +4,9 @@ The race: 50 commits (25 bidders × 2) are prepared before the deadline, then al
 threads are started while the test itself holds the section's row lock, so every one of
 them passes its pre-checks (clock frozen before the deadline) and waits on that lock.
 Then the clock is switched to one that advances by one step *per read*, starting 60 steps
-before the deadline, and the lock is released. The commits go through the lock one by one;
-each reads the clock once for its decision (and, if accepted, twice more: the audit event
+before the deadline, and the lock is released. The commits take it (in share mode, a
+bidder's two in turn on its registration row) and each reads the clock once for its
+decision (and, if accepted, twice more: the audit event
 and the tree head). So the first ones are accepted and, once the clock has crossed the
 deadline, every later one is refused — without any sleep deciding who wins. Afterwards:
 accepted ⇔ decision time < deadline, all accepted times precede all refused ones, one
@@ -28,6 +29,7 @@ from flask import Flask
 from sqlalchemy import func, select, text
 
 import bidding.core.clock as clock_module
+from bidding.accounts.models import Organisation
 from bidding.bids import services
 from bidding.bids.models import Bid, BidState, BidUpload, UploadState
 from bidding.core import db
@@ -244,3 +246,47 @@ def test_two_bids_fail_the_section_at_the_deadline(pg_s3_app: Flask, step_clock:
         section = s.get(Section, section_id)
         assert section is not None and section.state is SectionState.FAILED
         assert section.failure_reason and "2" in section.failure_reason
+
+
+def test_decision_locks_bidders_apart_and_section_changes_wait(pg_s3_app: Flask) -> None:
+    """A bid decision holds the section row in share mode and its bidder's registration
+    exclusively: another bidder's decision goes through beside it, the same bidder's
+    waits, and so does any change of the section (it updates the row)."""
+    with db.session_scope():
+        w = make_world(bidders=2)
+        section = published_section(w)
+        for rep in w.bidder_reps:
+            project_services.register_bidder(rep, section)
+        section_id = section.id
+        orgs = [o.id for o in w.bidders]
+
+    def decide(i: int, hold: threading.Event | None, done: threading.Event) -> None:
+        with pg_s3_app.app_context(), db.session_scope() as s:
+            org = s.get(Organisation, orgs[i])
+            services._lock_section(s.get(Section, section_id), org)
+            done.set()
+            if hold is not None:
+                hold.wait(30)
+
+    release, first_in = threading.Event(), threading.Event()
+    holder = threading.Thread(target=decide, args=(0, release, first_in))
+    holder.start()
+    try:
+        assert first_in.wait(30)
+        other, same = threading.Event(), threading.Event()
+        threading.Thread(target=decide, args=(1, None, other), daemon=True).start()
+        assert other.wait(10), "another bidder's decision waited for the first"
+        same_bidder = threading.Thread(target=decide, args=(0, None, same), daemon=True)
+        same_bidder.start()
+        assert not same.wait(1.5), "the same bidder's decisions must take turns"
+        with db.get_engine().connect() as conn:
+            conn.execute(text("SET lock_timeout = '1s'"))
+            with pytest.raises(Exception, match="lock timeout"):
+                conn.execute(
+                    text("UPDATE sections SET name = name WHERE id = :id"), {"id": section_id}
+                )
+            conn.rollback()
+    finally:
+        release.set()
+        holder.join(30)
+    assert same.wait(10)  # its turn came once the first decision ended
