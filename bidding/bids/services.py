@@ -350,11 +350,15 @@ def _not_found() -> NotFound:
 
 def _require_registered(section: Section, org: Organisation) -> None:
     if registration_of(section, org.id) is None:
-        raise Forbidden(
-            _("贵单位未报名本标段，不能递交投标文件。"),
-            code=ErrorCode.NOT_REGISTERED,
-            details={"section_id": str(section.id)},
-        )
+        raise _not_registered(section)
+
+
+def _not_registered(section: Section) -> Forbidden:
+    return Forbidden(
+        _("贵单位未报名本标段，不能递交投标文件。"),
+        code=ErrorCode.NOT_REGISTERED,
+        details={"section_id": str(section.id)},
+    )
 
 
 def _require_open(section: Section, at: datetime) -> None:
@@ -403,8 +407,8 @@ def _lock_section(section: Section, org: Organisation) -> Section:
         .where(Registration.section_id == section.id, Registration.bidder_id == org.id)
         .with_for_update()
     )
-    if registration is None:
-        _require_registered(section, org)  # gone meanwhile: refused as never registered
+    if registration is None:  # gone meanwhile: refused as never registered
+        raise _not_registered(section)
     return section
 
 

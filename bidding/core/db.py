@@ -182,10 +182,8 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
 M = TypeVar("M", bound=Base)
 
 
-def lock_row(model: type[M], row_id: Any, *, shared: bool = False) -> M:
-    """Re-read one row with ``SELECT … FOR UPDATE`` (contended transitions lock first), or
-    with ``shared``, ``FOR SHARE``: any number of sharers at once, while an update of the
-    row (or ``FOR UPDATE``) waits for all of them, and they for it.
+def lock_row(model: type[M], row_id: Any) -> M:
+    """Re-read one row with ``SELECT … FOR UPDATE`` (contended transitions lock first).
 
     ``populate_existing`` refreshes an instance already in the session, so the caller sees
     what the lock holder committed. On SQLite (no row locks) the database write lock taken
@@ -195,7 +193,7 @@ def lock_row(model: type[M], row_id: Any, *, shared: bool = False) -> M:
     stmt = (
         select(model)
         .where(key == row_id)
-        .with_for_update(read=shared)
+        .with_for_update()
         .execution_options(populate_existing=True)
     )
     return get_session().scalars(stmt).one()

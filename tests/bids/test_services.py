@@ -362,6 +362,18 @@ def test_not_registered(app: Any, frozen_clock: Clock) -> None:
     refuse("not_registered", upload, bw, 3, sealed)
 
 
+def test_registration_gone_before_the_commit_is_refused(bw: BidWorld) -> None:
+    """The decision's registration lock finds none: refused as never registered."""
+    from bidding.projects.models import Registration
+
+    sealed = seal_bid(bw, 0)
+    up = upload(bw, 0, sealed)
+    s = db.get_session()
+    s.delete(s.scalars(select(Registration).where(Registration.bidder_id == up.bidder_id)).one())
+    s.flush()
+    refuse("not_registered", commit, bw, 0, sealed, up)
+
+
 def test_non_bidder_cannot_upload(bw: BidWorld) -> None:
     sealed = seal_bid(bw, 0)
     refuse(

@@ -313,13 +313,6 @@ def _sequence_after_commit() -> None:
             _sequencing.release()
 
 
-def _sequenced_in(session: Session) -> None:
-    """Every event ``session`` has flushed is now sequenced in its own transaction: its
-    after-commit pass would have nothing of its own to append (an event recorded later
-    queues it again)."""
-    db.cancel_after_commit(_sequence_after_commit, session)
-
-
 # --------------------------------------------------------------------------- leaves
 
 
@@ -417,7 +410,9 @@ def sequence_pending(
         session.flush()
         if len(batch) < BATCH:
             break
-    _sequenced_in(session)
+    # every event this session flushed is now sequenced in its own transaction: no pass
+    # after its commit (an event recorded later queues one again)
+    db.cancel_after_commit(_sequence_after_commit, session)
     if not appended:
         return None
     at = merkle.TreeHead.truncate(now())

@@ -288,19 +288,19 @@ class S3Storage(Storage):
 
     # -- reads -----------------------------------------------------------------------------
 
-    def open(self, key: str) -> IO[bytes]:
+    def _get(self, key: str, buffer_size: int) -> tuple[io.BufferedReader, Any]:
         validate_key(key)
         with self._errors(key):
             response = self.client.get_object(self.bucket, key)
-        return io.BufferedReader(_ResponseReader(response, self), CHUNK_SIZE)
+        return io.BufferedReader(_ResponseReader(response, self), buffer_size), response
+
+    def open(self, key: str) -> IO[bytes]:
+        return self._get(key, CHUNK_SIZE)[0]
 
     def open_sized(self, key: str) -> tuple[IO[bytes], int]:
-        validate_key(key)
-        with self._errors(key):
-            response = self.client.get_object(self.bucket, key)
         # for large sequential reads: a small buffer, so reads of a buffer's size or more
         # go to the socket without passing through it
-        reader = io.BufferedReader(_ResponseReader(response, self), SEQUENTIAL_BUFFER)
+        reader, response = self._get(key, SEQUENTIAL_BUFFER)
         try:
             return reader, int(response.headers["Content-Length"])
         except (KeyError, TypeError, ValueError):  # a chunked answer: ask separately
