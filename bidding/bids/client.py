@@ -333,17 +333,16 @@ def submit_bid(
     state.update(sha256=sha, size=size)
     state.setdefault("upload_key", uuid.uuid4().hex)
     state.setdefault("commit_key", uuid.uuid4().hex)
+    if not state.get("uploaded") and not state.get("method"):
+        state["method"] = _upload_method(state, size, stream_max, single_max)
+    # the keys are on disk before any request uses them (a re-run resumes with them); the
+    # state is written again only where a re-run would otherwise redo work: the upload
+    # done, the bid committed (an upload start is idempotent by its key: not recorded)
     _write_json(state_path, state)
     base = section_path(bid["project_id"], bid["section_id"]) + "/bids"
 
     if not state.get("uploaded"):
-        method = state.get("method") or ("multipart" if state.get("multipart") else None)
-        if method is None:
-            method = (
-                "stream" if size <= stream_max else "single" if size <= single_max else "multipart"
-            )
-            state["method"] = method
-            _write_json(state_path, state)
+        method = state["method"]
         if method == "stream":
             with envelope.open("rb") as fh:
                 r = api.call(
@@ -381,6 +380,14 @@ def submit_bid(
     return result
 
 
+def _upload_method(state: dict[str, Any], size: int, stream_max: int, single_max: int) -> str:
+    if state.get("multipart"):  # a state file of an earlier client version
+        return "multipart"
+    if size <= stream_max:
+        return "stream"
+    return "single" if size <= single_max else "multipart"
+
+
 def _single_put(
     api: Api,
     base: str,
@@ -402,7 +409,6 @@ def _single_put(
         },
     ).json()
     state["upload_id"] = ticket["upload"]["id"]
-    _write_json(state_path, state)
     with envelope.open("rb") as fh:
         api.call(
             "PUT",
