@@ -335,9 +335,8 @@ def submit_bid(
     state.setdefault("commit_key", uuid.uuid4().hex)
     if not state.get("uploaded") and not state.get("method"):
         state["method"] = _upload_method(state, size, stream_max, single_max)
-    # the keys are on disk before any request uses them (a re-run resumes with them); the
-    # state is written again only where a re-run would otherwise redo work: the upload
-    # done, the bid committed (an upload start is idempotent by its key: not recorded)
+    # the keys and the method are on disk before any request uses them (a re-run resumes
+    # with them)
     _write_json(state_path, state)
     base = section_path(bid["project_id"], bid["section_id"]) + "/bids"
 
@@ -409,6 +408,7 @@ def _single_put(
         },
     ).json()
     state["upload_id"] = ticket["upload"]["id"]
+    _write_json(state_path, state)  # the session's id, for the record (a re-run needs only its key)
     with envelope.open("rb") as fh:
         api.call(
             "PUT",
