@@ -171,6 +171,21 @@ def install_phase_timers(out_dir: str) -> None:
 
         setattr(services, name, timed)
 
+    import gc
+
+    started: dict[int, tuple[float, float]] = {}
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        # the cyclic garbage collector's passes, by generation (in the request threads)
+        tid = threading.get_ident()
+        if phase == "start":
+            started[tid] = (time.perf_counter(), time.thread_time())
+        elif (t := started.pop(tid, None)) is not None:
+            label = f"  gc pass, generation {info['generation']}"
+            record(label, time.perf_counter() - t[0], True, time.thread_time() - t[1])
+
+    gc.callbacks.append(on_gc)
+
     from sqlalchemy import event
     from sqlalchemy.orm import Session
 
