@@ -935,13 +935,7 @@ def _complete_multipart(storage: Storage, upload: BidUpload) -> None:
             details={"missing_parts": sorted(set(expected) - set(numbers))[:100]},
         )
     storage.complete_multipart_upload(upload.storage_key, upload.multipart_upload_id, parts)
-    info = storage.stat(upload.storage_key)
-    if info.size < upload.expected_size:
-        raise upload_incomplete(info.size, upload.expected_size)
-    if info.size > upload.expected_size:
-        raise upload_too_large(upload.expected_size, info.size)
-    upload.state = UploadState.RECEIVED
-    upload.received_at = now()
+    _received(upload, storage.stat(upload.storage_key).size)
 
 
 def _nothing_uploaded(upload: BidUpload) -> RuleViolation:
@@ -953,7 +947,8 @@ def _nothing_uploaded(upload: BidUpload) -> RuleViolation:
 
 
 def _received(upload: BidUpload, size: int) -> None:
-    """Mark a single-PUT upload received once its object has the declared size."""
+    """Mark a presigned upload (single PUT or joined parts) received once its object has
+    the declared size."""
     if size < upload.expected_size:
         raise upload_incomplete(size, upload.expected_size)
     if size > upload.expected_size:
