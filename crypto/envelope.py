@@ -1062,6 +1062,10 @@ class EnvelopeInspector:
     mismatch. Errors are sticky: once raised, every later call raises the same error.
     Nothing is buffered but the header (≤ :data:`MAX_HEADER_SIZE`) and a length word.
     Segment tags are *not* verified (that needs the data key).
+
+    ``hashing=False`` is for a caller that hashes the same bytes itself (a store computing
+    the SHA-256 of what it writes): the structure is checked as usual, the bytes are not
+    hashed a second time, and the result's ``ciphertext_sha256`` is empty.
     """
 
     _FIXED_PART, _HEADER, _WORD, _BODY, _END = range(5)
@@ -1072,11 +1076,14 @@ class EnvelopeInspector:
         expected_ciphertext_sha256: bytes | None = None,
         expected_key_commitment: bytes | None = None,
         expected_context: Mapping[str, str] | None = None,
+        hashing: bool = True,
     ) -> None:
+        if not hashing and expected_ciphertext_sha256 is not None:
+            raise EnvelopeArgumentError("an expected SHA-256 needs hashing=True")
         self._expected_sha256 = expected_ciphertext_sha256
         self._expected_commitment = expected_key_commitment
         self._expected_context = dict(expected_context or {})
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if hashing else None
         self._size = 0
         self._state = self._FIXED_PART
         self._buf = bytearray()
@@ -1113,7 +1120,8 @@ class EnvelopeInspector:
         view = memoryview(data).cast("B")
         if not len(view):
             return
-        self._hash.update(view)
+        if self._hash is not None:
+            self._hash.update(view)
         self._size += len(view)
         try:
             self._consume(view)
@@ -1217,7 +1225,7 @@ class EnvelopeInspector:
                 f"envelope truncated inside segment {index}", segment=index
             )
         assert self._header is not None
-        digest = self._hash.digest()
+        digest = b"" if self._hash is None else self._hash.digest()
         _check_hash(digest, self._expected_sha256)
         return EnvelopeInfo(
             header=self._header,

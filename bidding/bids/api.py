@@ -38,6 +38,7 @@ from bidding.core import db
 from bidding.core.auth import current_actor, token_auth
 from bidding.core.errors import DomainError, ErrorCode
 from bidding.core.pagination import PageQuery, page_schema
+from bidding.core.request_body import body_reader
 from bidding.core.roles import Actor
 from bidding.projects.models import Section
 from bidding.projects.services import get_section
@@ -178,7 +179,7 @@ def stream_upload(
     upload = services.upload_bid_stream(
         _actor(),
         section,
-        request.stream,
+        body_reader(),
         length,
         sha256=query["sha256"].lower(),
         client_key=client_key,

@@ -103,7 +103,7 @@ import hmac
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import IO, Any
@@ -735,7 +735,8 @@ class _EnvelopeTee:
         self._length = length
         self._seen = 0
         self._prefix = bytearray()
-        self._inspector = EnvelopeInspector()
+        # structure only: the store hashes what it writes (Intake), once
+        self._inspector = EnvelopeInspector(hashing=False)
         self._info: EnvelopeInfo | None = None
 
     def _read(self, view: memoryview) -> int:
@@ -849,9 +850,11 @@ def upload_bid_stream(
     )
     _cleanup_if_uncommitted(storage, upload.id, upload.storage_key, None)
     findings = tee.check()
-    if findings.ciphertext_sha256 != stored.sha256 or findings.ciphertext_size != stored.size:
-        # cannot happen (one buffer is hashed by both); refuse rather than trust either
-        raise checksum_mismatch(digest, findings.ciphertext_sha256)
+    if findings.ciphertext_size != stored.size or stored.sha256 != digest:
+        # cannot happen (the store counted and hashed the bytes the tee checked, and
+        # refused a hash other than the declared one); refuse rather than trust either
+        raise checksum_mismatch(digest, stored.sha256 or "")
+    findings = replace(findings, ciphertext_sha256=digest)
     findings.record_on(upload)
     upload.state = UploadState.RECEIVED
     upload.received_at = now()
