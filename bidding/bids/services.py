@@ -224,6 +224,7 @@ KEY_PREFIX = "bids"
 BID_OVERSEERS = (Role.CENTER_STAFF, Role.SUPERVISOR)
 
 _DEFERRED = "bids_deferred_work"
+_COMMITTED = "bids_deferred_committed"
 
 
 def _session() -> Session:
@@ -265,20 +266,33 @@ def single_put_max_bytes() -> int:
 # =========================================================================== deferred work
 
 
-def _defer(work: Callable[[], None], s: Session | None = None) -> None:
+def _defer(
+    work: Callable[[], None], s: Session | None = None, *, unless_committed: bool = False
+) -> None:
     """Run ``work`` once the caller's root transaction has ended (committed or rolled
-    back), in a fresh session that it commits itself (see the module docstring)."""
+    back), in a fresh session that it commits itself (see the module docstring).
+    ``unless_committed``: only if that transaction did not commit (clean-up of what it
+    would have owned)."""
     target = s if s is not None else _session()
-    target.info.setdefault(_DEFERRED, []).append(work)
+    target.info.setdefault(_DEFERRED, []).append((work, unless_committed))
+
+
+@event.listens_for(Session, "after_commit")
+def _note_commit(s: Session) -> None:
+    # fires once the root transaction's COMMIT succeeded (not for savepoints)
+    if _DEFERRED in s.info:
+        s.info[_COMMITTED] = True
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _run_deferred(s: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is not None or transaction.nested:
         return
-    work: list[Callable[[], None]] = s.info.pop(_DEFERRED, [])
-    for item in work:
-        _in_fresh_session(item)
+    committed = bool(s.info.pop(_COMMITTED, False))
+    work: list[tuple[Callable[[], None], bool]] = s.info.pop(_DEFERRED, [])
+    for item, unless_committed in work:
+        if not (unless_committed and committed):
+            _in_fresh_session(item)
 
 
 def _in_fresh_session(work: Callable[[], None]) -> None:
@@ -564,7 +578,8 @@ def _cleanup_if_uncommitted(
             storage.abort_multipart_upload(key, mpu)
         storage.delete(key)
 
-    _defer(work)
+    # a committed transaction committed the row (it is flushed before the request ends)
+    _defer(work, unless_committed=True)
 
 
 def start_upload(
@@ -874,6 +889,7 @@ def upload_bid_stream(
             "sha256": digest,
             "envelope_verified": True,
         },
+        sequence_after_commit=False,  # appended by the bid's commit, or by the sweep
     )
     return upload
 

@@ -28,6 +28,7 @@ import socket
 from typing import IO, Any
 
 from flask import request
+from werkzeug.wsgi import get_input_stream
 
 __all__ = ["body_reader"]
 
@@ -104,4 +105,4 @@ def body_reader(environ: dict[str, Any] | None = None) -> IO[bytes]:
     ):
         reader = stream.reader
         return _SocketBody(stream, reader, reader.unreader, sock)  # type: ignore[return-value]
-    return request.stream
+    return request.stream if environ is None else get_input_stream(env)

@@ -69,7 +69,8 @@ def test_multipart_round_trip(storage: Storage, tmp_path: os.PathLike[str]) -> N
     assert stored.sha256 == unknown.sha256 == sha256(data)
     assert exact.sha256 == sha256(data[: 2 * SMALL_PART])
     if isinstance(storage, S3Storage):
-        assert stored.etag.endswith("-3")  # really went in three parts
+        assert "-" not in stored.etag  # known length: one PUT, streamed as it was read
+        assert unknown.etag.endswith("-3")  # unknown length: really went in three parts
     target = os.path.join(tmp_path, "out.bin")
     got = storage.get("big/one", target)
     assert got.size == len(data)
@@ -178,10 +179,20 @@ def test_checksum_mismatch_is_refused(storage: Storage, size: int) -> None:
     assert ok.sha256 == sha256(data)
 
 
-def test_refused_upload_keeps_the_previous_object(storage: Storage) -> None:
+@pytest.mark.parametrize("declared", [False, True])
+def test_refused_upload_keeps_the_previous_object(storage: Storage, declared: bool) -> None:
+    # declared: the hash is given, so S3 streams the PUT (its last byte is never sent)
     storage.put_bytes("keep/x", b"original")
+    expected = sha256(payload(100)) if declared else None
     with pytest.raises(UploadIncomplete):
-        storage.put("keep/x", io.BytesIO(b"short"), length=100)
+        storage.put("keep/x", io.BytesIO(b"short"), length=100, expected_sha256=expected)
+    with pytest.raises(ChecksumMismatch):
+        storage.put(
+            "keep/x",
+            io.BytesIO(payload(99) + b"?"),
+            length=100,
+            expected_sha256=expected or sha256(b""),
+        )
     assert storage.read_bytes("keep/x") == b"original"
 
 

@@ -3,12 +3,15 @@
 ``SUNBID_STORAGE_URL=s3://KEY:SECRET@host:port/bucket`` (plain HTTP; also ``s3+http://``)
 or ``s3+https://…`` (TLS). The bucket is created if missing.
 
-Writes stream through a single reused part buffer (:data:`DEFAULT_PART_SIZE`): an object
-that fits in one part is sent with one ``PUT`` after all checks passed; a larger one is
-sent as a multipart upload that is *completed* only after the whole stream was read and
-the length, size limit and SHA-256 checks passed, and *aborted* on any error, so a refused
-or broken upload never becomes a visible object. Peak memory is one part (plus the HTTP
-client's small buffers), whatever the object's size.
+Writes of a known length (up to S3's 5 GiB) whose SHA-256 is given, or that are larger
+than a part, go as one ``PUT`` streamed as the bytes arrive, its last byte held back until
+the length, size limit and SHA-256 checks passed: a refused or broken upload closes the
+connection one byte short, and the server stores nothing. Other writes go through a single
+reused part buffer (:data:`DEFAULT_PART_SIZE`): an object that fits in one part is sent
+with one ``PUT`` after all checks passed; a larger one (length unknown) as a multipart
+upload that is *completed* only after the whole stream was read and checked, and
+*aborted* on any error. Either way a refused upload never becomes a visible object, and
+peak memory is one buffer (plus the HTTP client's small buffers), whatever the size.
 
 The SHA-256 computed on the way in is returned by :meth:`S3Storage.put`; it is also kept
 as object metadata (``x-amz-meta-sha256``) when it is known before the upload starts
@@ -207,7 +210,13 @@ class S3Storage(Storage):
         intake = Intake(stream, length=length, max_size=max_size, expected_sha256=expected_sha256)
         self._ensure_bucket()
         content_type = content_type or DEFAULT_CONTENT_TYPE
-        if length is not None and 0 < length <= MAX_SINGLE_PUT:
+        if (
+            length is not None
+            and 0 < length <= MAX_SINGLE_PUT
+            and (intake.expected_sha256 is not None or length > self.part_size)
+        ):
+            # streamed: the SHA-256 metadata is known up front, or (above a part) would
+            # not be anyway; a small object of unknown hash is buffered, and stored with it
             return self._put_streaming(key, intake, length, content_type)
         size = self.part_size if length is None else min(self.part_size, length)
         buffer = bytearray(size)
