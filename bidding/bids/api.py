@@ -25,18 +25,20 @@ nobody — center staff included — can download a sealed bid (the opening doma
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 from apiflask import APIBlueprint
 from flask import Flask, Response, request
 from flask_babel import gettext as _
+from marshmallow import ValidationError
 
 from bidding.bids import schemas, services
 from bidding.bids.models import Bid, BidUpload
 from bidding.core import db
 from bidding.core.auth import current_actor, token_auth
-from bidding.core.errors import DomainError, ErrorCode
+from bidding.core.errors import DomainError, ErrorCode, RuleViolation
 from bidding.core.pagination import PageQuery, page_schema
 from bidding.core.request_body import body_reader
 from bidding.core.roles import Actor
@@ -185,6 +187,105 @@ def stream_upload(
         client_key=client_key,
     )
     return upload_dict(upload), 201
+
+
+#: Largest commit document in front of the envelope in ``PUT …/bids/submit/{key}``.
+MAX_SUBMIT_DOCUMENT = 256 * 1024
+
+
+@bp.put(f"{BIDS}/submit/<string:client_key>")
+@bp.auth_required(token_auth)
+@bp.input(schemas.CommitHeaders, location="headers", arg_name="headers")
+@bp.input(schemas.StreamUploadQuery, location="query", arg_name="query")
+@bp.doc(
+    description="Stream and commit in one request (一次递交). Body "
+    "(application/octet-stream, Content-Length required): a 4-byte big-endian length N, "
+    "N bytes of JSON — the commit document without upload_id: manifest, signature, "
+    "certificate_chain — then the envelope bytes (up to SUNBID_BID_STREAM_MAX_MB). "
+    "`sha256` is the envelope's; `client_key` keys the upload, `Idempotency-Key` the "
+    "commit. Either both are stored or neither is; the answer is the commit's."
+)
+@bp.output(schemas.CommitOut, status_code=201)
+def submit_bid(
+    project_id: uuid.UUID,
+    section_id: uuid.UUID,
+    client_key: str,
+    query: dict[str, Any],
+    headers: dict[str, Any],
+) -> Any:
+    """Stream the sealed bid through the platform and commit it (递交投标文件)."""
+    section = _section(project_id, section_id)
+    length = request.content_length
+    if length is None:
+        raise DomainError(
+            _("请提供 Content-Length 请求头。"),
+            code=ErrorCode.BAD_REQUEST,
+            http_status=411,
+        )
+    reader = body_reader()
+    data, used = _commit_document(reader, length)
+    actor = _actor()
+    result = services.submit_bid_stream(
+        actor,
+        section,
+        reader,
+        length - used,
+        sha256=query["sha256"].lower(),
+        upload_key=client_key,
+        commit_key=headers["idempotency_key"],
+        manifest=data["manifest"],
+        signature=data["signature"],
+        certificate_chain=data["certificate_chain"],
+    )
+    response_headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    body = commit_dict(result)
+    db.commit_now()  # as in commit_bid: the locks go before the answer is serialised
+    return body, 201, response_headers
+
+
+def _read_exactly(reader: Any, n: int) -> bytes:
+    out = bytearray(n)
+    view = memoryview(out)
+    got = 0
+    while got < n:
+        k = reader.readinto(view[got:])
+        if not k:
+            break
+        got += k
+    return bytes(view[:got])
+
+
+def _commit_document(reader: Any, length: int) -> tuple[dict[str, Any], int]:
+    """The length-prefixed commit document in front of the envelope: (fields, bytes used)."""
+    bad = DomainError(
+        _("请求体格式不正确：应为 4 字节长度、投标清单 JSON，其后为投标文件密文。"),
+        code=ErrorCode.BAD_REQUEST,
+    )
+    try:
+        prefix = _read_exactly(reader, 4)
+        size = int.from_bytes(prefix, "big") if len(prefix) == 4 else -1
+        if not 0 < size <= min(MAX_SUBMIT_DOCUMENT, length - 4):
+            raise bad
+        raw = _read_exactly(reader, size)
+    except OSError:
+        raise bad from None
+    if len(raw) != size:
+        raise bad
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise DomainError(_("投标清单不是有效的 JSON。"), code=ErrorCode.MALFORMED_JSON) from None
+    if not isinstance(doc, dict):
+        raise bad
+    try:
+        data = schemas.SubmitDocument().load(doc)
+    except ValidationError as err:
+        raise RuleViolation(
+            _("提交的数据不符合要求，请按 details 中列出的字段更正后重试。"),
+            code=ErrorCode.VALIDATION_ERROR,
+            details={"json": err.messages},
+        ) from None
+    return data, 4 + size
 
 
 @bp.get(f"{BIDS}/uploads/<uuid:upload_id>")

@@ -291,14 +291,26 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 class _ProgressReader:
-    """A file wrapper that reports bytes read (for the upload progress bar)."""
+    """A file wrapper that reports bytes read (for the upload progress bar); ``prefix``
+    is sent first (not counted: the bar measures the file)."""
 
-    def __init__(self, fh: IO[bytes], progress: Callable[[int], None] | None) -> None:
+    def __init__(
+        self, fh: IO[bytes], progress: Callable[[int], None] | None, *, prefix: bytes = b""
+    ) -> None:
         self.fh = fh
         self.progress = progress
+        self.prefix = prefix
 
     def read(self, n: int = -1) -> bytes:
+        if self.prefix and n is not None and n >= 0:
+            head, self.prefix = self.prefix[:n], self.prefix[n:]
+            return head
+        head, self.prefix = self.prefix, b""
         data = self.fh.read(n)
+        if head:
+            if data and self.progress is not None:
+                self.progress(len(data))
+            return head + data
         if data and self.progress is not None:
             self.progress(len(data))
         return data
@@ -340,9 +352,32 @@ def submit_bid(
     _write_json(state_path, state)
     base = section_path(bid["project_id"], bid["section_id"]) + "/bids"
 
+    document = {
+        "manifest": bid["manifest"],
+        "signature": bid["signature"],
+        "certificate_chain": bid["certificate_chain"],
+    }
+    if not state.get("uploaded") and state["method"] == "stream":
+        # one request streams the envelope and commits it (a re-run sends it again with
+        # the same keys: the server answers with the bid if the first one was accepted)
+        prefix = json.dumps(document, separators=(",", ":")).encode("utf-8")
+        prefix = len(prefix).to_bytes(4, "big") + prefix
+        with envelope.open("rb") as fh:
+            r = api.call(
+                "PUT",
+                f"{base}/submit/{state['upload_key']}?sha256={sha}",
+                body=_ProgressReader(fh, progress, prefix=prefix),  # type: ignore[arg-type]
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(len(prefix) + size),
+                    "Idempotency-Key": state["commit_key"],
+                },
+            )
+        return _committed(envelope, state, state_path, r.json())
+
     if not state.get("uploaded"):
         method = state["method"]
-        if method == "stream":
+        if method == "stream":  # an upload begun by an earlier client version
             with envelope.open("rb") as fh:
                 r = api.call(
                     "PUT",
@@ -364,15 +399,16 @@ def submit_bid(
     r = api.call(
         "POST",
         base,
-        json_body={
-            "upload_id": state["upload_id"],
-            "manifest": bid["manifest"],
-            "signature": bid["signature"],
-            "certificate_chain": bid["certificate_chain"],
-        },
+        json_body={"upload_id": state["upload_id"], **document},
         headers={"Idempotency-Key": state["commit_key"]},
     )
-    result: dict[str, Any] = r.json()
+    return _committed(envelope, state, state_path, r.json())
+
+
+def _committed(
+    envelope: Path, state: dict[str, Any], state_path: Path, result: dict[str, Any]
+) -> dict[str, Any]:
+    """Keep the receipt beside the envelope and the bid's id in the state file."""
     _write_json(_sidecar(envelope, "receipt"), result["receipt"])
     state["bid_id"] = result["bid"]["id"]
     _write_json(state_path, state)

@@ -132,6 +132,14 @@ class CommitIn(Schema):
     )
 
 
+class SubmitDocument(Schema):
+    """The commit document in front of the envelope in ``PUT …/bids/submit/{key}``."""
+
+    manifest = Dict(required=True)
+    signature = String(required=True)
+    certificate_chain = List(String(), required=True, validate=Length(min=1, max=5))
+
+
 class BidOut(Schema):
     id = UUID()
     section_id = UUID()

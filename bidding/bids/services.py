@@ -196,6 +196,7 @@ __all__ = [
     "my_bids_page",
     "section_bids_page",
     "start_upload",
+    "submit_bid_stream",
     "upload_bid_stream",
     "withdraw_bid",
 ]
@@ -1349,7 +1350,9 @@ def _audit_refusal(
         row = s.scalars(
             select(BidUpload).where(BidUpload.id == upload_id).with_for_update()
         ).first()
-        deleted = False
+        # no row: the upload was stored by the refused request itself (submit_bid_stream),
+        # whose rollback took the row and whose clean-up removes the object
+        deleted = row is None
         if delete and row is not None and row.state in PENDING_UPLOAD_STATES:
             _remove_upload_object(storage, row)
             row.state = UploadState.REFUSED
@@ -1421,6 +1424,58 @@ def commit_bid(
     except DomainError as err:
         _audit_refusal(actor, section, upload, org, err)
         raise
+
+
+def submit_bid_stream(
+    actor: Actor,
+    section: Section,
+    stream: IO[bytes] | Any,
+    length: int,
+    *,
+    sha256: str,
+    upload_key: str,
+    commit_key: str,
+    manifest: Mapping[str, Any],
+    signature: bytes | str,
+    certificate_chain: Sequence[str],
+    bidder_id: uuid.UUID | None = None,
+) -> CommitResult:
+    """Stream a sealed bid through the platform and commit it in one request (一次递交).
+
+    :func:`upload_bid_stream` then :func:`commit_bid`, in the caller's transaction: either
+    the upload and the bid are both stored, or neither is — a refused commit leaves no
+    upload row and no object (the upload's clean-up removes what was stored), and is
+    audited like any refused commit. Saves the bidder a round trip and the platform a
+    request near the deadline. ``commit_key`` is the commit's ``Idempotency-Key``: once
+    the bid is accepted, a retry returns it (``replayed``) without reading the body, even
+    after the deadline; the same key with another envelope is refused
+    (``idempotency_key_reused``). Refusals: those of the two services.
+    """
+    org = _bidder_org(actor, bidder_id)
+    previous = _bid_by_key(section, org, _client_key(commit_key))
+    if previous is not None:
+        if (previous.ciphertext_sha256, previous.ciphertext_size) != (_sha(sha256), length):
+            raise _key_reused(_("递交"))
+        return CommitResult(bid=previous, replayed=True)
+    upload = upload_bid_stream(
+        actor,
+        section,
+        stream,
+        length,
+        sha256=sha256,
+        client_key=upload_key,
+        bidder_id=bidder_id,
+    )
+    return commit_bid(
+        actor,
+        section,
+        upload,
+        manifest=manifest,
+        signature=signature,
+        certificate_chain=certificate_chain,
+        client_key=commit_key,
+        bidder_id=bidder_id,
+    )
 
 
 def _commit(
