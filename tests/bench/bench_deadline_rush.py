@@ -17,12 +17,14 @@ What runs (nothing mocked):
 * the bidders: ``BENCH_CONCURRENCY`` client threads spread over ``BENCH_PROCS`` processes
   (one Python process saturates its own core), each bidder running the real bidder
   client (``bidding.bids.client.submit_bid`` over ``urllib3``): the client streams
-  envelopes up to 8 MiB through the API (``PUT …/uploads/stream``), sends one presigned
-  PUT straight to S3 up to 512 MiB and presigned multipart above that — so 20 MiB bids
-  go by single PUT, unless ``BENCH_UPLOAD=stream`` or ``multipart``;
-  then the commit (``POST …/bids`` with an ``Idempotency-Key``). A streamed envelope is
-  checked (structure, hash) on its way to S3 and the commit compares the manifest with
-  those findings; a single-PUT or multipart upload is streamed back from S3 at the commit.
+  envelopes up to 64 MiB through the API and commits them in the same request
+  (``PUT …/bids/submit/{key}`` with an ``Idempotency-Key``), sends one presigned PUT
+  straight to S3 up to 512 MiB and presigned multipart above that, each followed by the
+  commit (``POST …/bids``) — so 20 MiB bids go by the one-request submit, unless
+  ``BENCH_UPLOAD=single`` or ``multipart``. A streamed envelope is checked (structure,
+  hash) on its way to S3 (one streamed PUT, its last byte sent only once the checks
+  passed) and the commit compares the manifest with those findings; a single-PUT or
+  multipart upload is streamed back from S3 at the commit.
 
 Set-up (not timed): a center, tenderer, agency, one published section whose deadline is
 ``BENCH_DEADLINE_MIN`` minutes ahead (real clock), N bidder organisations with their
@@ -41,8 +43,10 @@ server's warm-up rather than the PUT and the ratio reads 0.05–0.1 too high.
 Timed, with the same client concurrency:
 
 1. **baseline** — presigned PUT of every envelope straight to S3 (same bytes, same
-   ``urllib3`` transport, same file-body streaming); run before *and* after the rush (the
-   ratio uses their mean; both are shown, moto drifts ±30 % run to run);
+   ``urllib3`` transport, same file-body streaming); run before *and* after the rush. The
+   verdict uses the faster of the two (moto drifts ±30 % run to run, and has been slower
+   after the rush than before: the mean would flatter the rush); the ratio to their mean
+   is shown too;
 2. **rush** — the bidder client's whole flow for every bidder. Reported: accepted bids/s,
    MB/s (envelope bytes ÷ wall time), p50/p99 latency of the commit call and of the whole
    flow, client retries (a network error makes the client re-run ``submit``, which resumes
@@ -66,7 +70,7 @@ Environment knobs: ``BENCH_BIDDERS`` (200), ``BENCH_MB`` (20, MiB of plaintext; 
 10⁶ bytes of envelope per second), ``BENCH_CONCURRENCY`` (32), ``BENCH_PROCS`` (4 client
 processes), ``BENCH_WORKERS`` (2 gunicorn workers) and ``BENCH_THREADS`` (threads per
 worker, default = concurrency), ``BENCH_UPLOAD`` (``client``: the client's own choice by
-its 8 MiB threshold; ``stream``; ``single``: one presigned PUT per bid; ``multipart``),
+its 64 MiB threshold; ``stream``; ``single``: one presigned PUT per bid; ``multipart``),
 ``BENCH_DEADLINE_MIN`` (20),
 ``BENCH_VERIFY_HASH`` (1), ``BENCH_WARMUP`` (2), ``BENCH_DIR``,
 ``BENCH_KEEP`` (1: keep the temp dir and logs),
@@ -335,7 +339,10 @@ def _client_process(
                 return base_transport(method, url, body=body, headers=headers)
             finally:
                 dt = time.perf_counter() - t
-                if method == "POST" and url.endswith("/bids"):
+                # the commit: POST …/bids, or the one-request submit (upload + commit)
+                if (method == "POST" and url.endswith("/bids")) or (
+                    method == "PUT" and "/bids/submit/" in url
+                ):
                     out["commit_calls"].append(dt)
 
         api = Api(job["api"], job["token"], transport)
@@ -952,7 +959,10 @@ def run(
     base_mbs = [mb / b1, mb / b2]
     base_mean = statistics.mean(base_mbs)
     rush_mbs = mb / rush_wall
-    ratio = rush_mbs / base_mean
+    ratio_mean = rush_mbs / base_mean
+    # judged against the faster baseline: moto drifts between the two (it has been slower
+    # after the rush than before), and the slower one would flatter the rush
+    ratio = rush_mbs / max(base_mbs)
     verdict = "OK" if ratio >= 0.7 else "MISSED"
     w = 44
     print()
@@ -970,7 +980,8 @@ def run(
         ("baseline presigned PUT, after (MB/s)", f"{base_mbs[1]:.1f}"),
         ("baseline mean (MB/s)", f"{base_mean:.1f}"),
         ("rush (MB/s)", f"{rush_mbs:.1f}"),
-        ("ratio rush / baseline (target ≥ 0.70)", f"{ratio:.2f}  {verdict}"),
+        ("ratio rush / mean of the baselines", f"{ratio_mean:.2f}"),
+        ("ratio rush / faster baseline (target ≥ 0.70)", f"{ratio:.2f}  {verdict}"),
         ("rush wall time (s)", f"{rush_wall:.1f}"),
         ("accepted bids/s", f"{len(accepted) / rush_wall:.2f}"),
         ("commit call latency p50 / p99 (s)", f"{_pct(commits, 50):.2f} / {_pct(commits, 99):.2f}"),

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from bidding.accounts import services as account_services
 from bidding.bids.client import ClientError, HttpResponse, bid
-from bidding.bids.models import Bid
+from bidding.bids.models import Bid, BidUpload, UploadMethod
 from bidding.core import db
 from bidding.core.signing_key import platform_key
 from tests.bids.helpers import BidWorld, price_sheet
@@ -34,7 +37,8 @@ class FlaskTransport:
         self.calls.append((method, path))
 
         def hit(rule: tuple[str, str, str], when: str) -> bool:
-            where = rule[1] in path if rule[1].startswith("/storage") else path.endswith(rule[1])
+            anywhere = rule[1].startswith(("/storage", "/submit/"))
+            where = rule[1] in path if anywhere else path.endswith(rule[1])
             return rule[0] == method and where and rule[2] == when
 
         for rule in list(self.fail):
@@ -79,10 +83,12 @@ def run(transport: FlaskTransport, token: str, *args: str) -> Any:
 
 
 def prepare(
-    bw: BidWorld, client: FlaskClient, tmp_path: Path
+    bw: BidWorld, client: FlaskClient, tmp_path: Path, *, attachment: int = 0
 ) -> tuple[FlaskTransport, str, dict[str, Path]]:
     token = account_services.issue_token(None, bw.world.users[bw.rep(0).id]).secret
     files = setup_files(bw, tmp_path)
+    if attachment:  # incompressible bytes, to make the envelope that much larger
+        (files["docs"] / "附件.bin").write_bytes(os.urandom(attachment))
     db.get_session().commit()
     transport = FlaskTransport(client)
     s = bw.section
@@ -153,6 +159,47 @@ def test_seal_submit_and_verify_receipt(client: FlaskClient, bw: BidWorld, tmp_p
         str(bw.section.id),
     )
     assert r.exit_code == 0 and json.loads(r.output)["current"] is not None
+
+
+def test_streamed_submit_whose_answer_is_lost_is_replayed(
+    client: FlaskClient, bw: BidWorld, tmp_path: Path
+) -> None:
+    transport, token, files = prepare(bw, client, tmp_path)
+    out = files["out"]
+    transport.fail = [("PUT", "/submit/", "before")]
+    r = run(transport, token, "submit", str(out))
+    assert r.exit_code == 5 and bid_count() == 0
+    transport.fail = [("PUT", "/submit/", "after")]  # accepted; the answer never arrives
+    r = run(transport, token, "submit", str(out))
+    assert r.exit_code == 5 and bid_count() == 1
+    r = run(transport, token, "submit", str(out))
+    assert r.exit_code == 0 and "重复请求" in r.output, r.output
+    assert bid_count() == 1
+    assert db.get_session().scalar(select(func.count(BidUpload.id))) == 1
+    submits = [c for c in transport.calls if c[0] == "PUT" and "/submit/" in c[1]]
+    assert len(submits) == 3 and not [c for c in transport.calls if c[0] == "POST"]
+
+
+def test_client_falls_back_to_a_presigned_put_when_the_server_streams_less(
+    app: Flask, client: FlaskClient, bw: BidWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport, token, files = prepare(bw, client, tmp_path, attachment=1_300_000)
+    extra = app.extensions["sunbid_settings"].extra
+    monkeypatch.setitem(extra, "bid_stream_max_mb", "1")  # the client assumes 64
+    seen = len(transport.calls)
+    r = run(transport, token, "submit", str(files["out"]))
+    assert r.exit_code == 0, r.output
+    state = json.loads(files["out"].with_name("bid.env.state.json").read_text())
+    assert state["method"] == "single"
+    kinds = [
+        (m, "submit" if "/submit/" in u else u.rsplit("/", 1)[-1])
+        for m, u in transport.calls[seen:]
+    ]
+    assert kinds[0] == ("PUT", "submit")  # refused (upload_too_large), nothing stored
+    assert ("POST", "uploads") in kinds and ("POST", "bids") in kinds
+    only = db.get_session().scalars(select(Bid)).one()
+    assert db.get_session().get(BidUpload, only.upload_id).method is UploadMethod.SINGLE  # type: ignore[union-attr]
+    assert db.get_session().scalar(select(func.count(BidUpload.id))) == 1
 
 
 def test_multipart_resume_after_network_faults(

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "tests" / "bench" / "bench_deadline_rush.py"
 
 
-@pytest.mark.parametrize("mode", ["client", "multipart"])
+@pytest.mark.parametrize("mode", ["client", "single", "multipart"])
 def test_deadline_rush_tiny(postgres_admin_url: str, s3_server: str, mode: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUNBID_", "BENCH_"))}
     env.update(
