@@ -261,9 +261,10 @@ def load_trust_store(settings: Settings) -> TrustStore:
     roots_spec = settings.extra.get("trust_roots", "")
     demo = not roots_spec
     if demo:
-        demo_ca(settings)
         folder = _demo_dir(settings)
         roots_path = folder / "ca.pem"
+        if not roots_path.exists():  # generated on first use (not re-read on every call)
+            demo_ca(settings)
         crl_paths = [folder / "crl.pem"] if (folder / "crl.pem").exists() else []
         inter_paths: list[Path] = []
     else:
