@@ -3,6 +3,10 @@
 =========================================  ==============================================
 ``POST   …/bids/uploads``                  start (or resume) a presigned upload: multipart
                                            (part URLs) or ``method: single`` (``put_url``)
+``PUT    …/bids/submit/{key}``             stream the envelope and commit it in one
+                                           request: a 4-byte length, the commit document
+                                           (JSON), the envelope (``?sha256=``,
+                                           ``Idempotency-Key``); both stored or neither
 ``PUT    …/bids/uploads/stream/{key}``     stream the envelope through the API (Content-
                                            Length required, ``?sha256=``); ``key`` is the
                                            client's upload key, so a retry is harmless

@@ -8,13 +8,15 @@ verify-receipt``.
   and signs the manifest with the bidder's key. Writes ``BID.env`` and ``BID.env.bid.json``
   (project, section, manifest, signature, certificate chain). The plaintext ZIP exists only
   as a temporary 0600 file beside the output and is removed.
-* ``submit BID.env`` uploads (streamed through the API up to ``--stream-max-mb``, one
-  presigned PUT straight to the object store up to ``--single-put-max-mb``, else
-  presigned multipart) and commits with an ``Idempotency-Key``. Progress is kept in
+* ``submit BID.env`` uploads and commits with an ``Idempotency-Key``: up to
+  ``--stream-max-mb`` (64) in one request that streams the envelope through the API and
+  commits it (``PUT …/bids/submit``; if the server streams less, the client falls back to
+  the presigned PUT); otherwise one presigned PUT straight to the object store up to
+  ``--single-put-max-mb``, else presigned multipart, then the commit. Progress is kept in
   ``BID.env.state.json`` (upload key, upload id, commit key): re-running after a network
-  fault resumes the upload (only missing parts are sent; a single PUT is sent again,
-  which is harmless) and retries the commit with the same key, so the bid is neither
-  duplicated nor lost. The receipt is written to
+  fault resumes the upload (only missing parts are sent; a single PUT or the one-request
+  submit is sent again, which is harmless) and retries the commit with the same key, so
+  the bid is neither duplicated nor lost. The receipt is written to
   ``BID.env.receipt.json``.
 * ``status``, ``withdraw BID_ID``, ``verify-receipt RECEIPT.json`` (signature with the
   platform key from ``--platform-key`` or the API, optional ``--envelope`` hash check and

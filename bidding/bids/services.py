@@ -13,6 +13,9 @@ The flow (客户端 ``sunbid bid submit``)::
                                                     │    (inclusion proof: bid_inclusion_proof)
     upload_bid_stream (≤ SUNBID_BID_STREAM_MAX_MB) ─┘
 
+    submit_bid_stream = upload_bid_stream + commit_bid in one request and transaction
+    (the client's choice up to 64 MiB: one round trip, both stored or neither)
+
 Design decisions
 ----------------
 * **Quarantine without a move.** The ciphertext goes to ``bids/<section>/<upload>`` and
@@ -42,7 +45,8 @@ Design decisions
 * **A streamed envelope is checked on its way in, a multipart one is read back.** For
   :func:`upload_bid_stream` the bytes pass through the platform anyway: an
   :class:`~crypto.envelope.EnvelopeInspector` sees each chunk in the store's own buffer
-  before the store hashes and writes it (``_EnvelopeTee``), so one pass stores, hashes
+  before the store hashes and writes it (``_EnvelopeTee``; the inspector only parses,
+  the store's intake hashes, once), so one pass stores, hashes
   and checks the keyless envelope structure (header, context fields, record framing,
   truncation, trailing data, SHA-256 and size — the same checks as
   :func:`~crypto.envelope.inspect_envelope`); a bad envelope is refused before the store
