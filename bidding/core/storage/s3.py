@@ -19,7 +19,9 @@ as object metadata (``x-amz-meta-sha256``) when it is known before the upload st
 
 This module uses the ``minio`` client's multipart primitives (``_create_multipart_upload``,
 ``_upload_part``, ``_complete_multipart_upload``, ``_abort_multipart_upload``,
-``_list_parts``), which are not public API: ``minio`` is pinned below 8 in pyproject.
+``_list_parts``) and its connection pool (``_http``, for the streamed ``PUT``, signed by
+:mod:`bidding.core.storage.sigv4`), which are not public API: ``minio`` is pinned below 8
+in pyproject.
 """
 
 from __future__ import annotations
