@@ -16,9 +16,12 @@ the bytes. Anything else — another server, a chunked body, the test client —
 werkzeug's ``request.stream``.
 
 This reads gunicorn's request objects (``Body``, ``LengthReader``, ``SocketUnreader``),
-which are not public API; the types are checked before use, and ``tests/bids/
-test_stream_gunicorn.py`` streams bodies through a real gunicorn (including a second
-request on the same kept-alive connection).
+which are not public API: the types are checked before use (anything else gets werkzeug's
+stream), pyproject asks for gunicorn ≥ 27, and ``tests/core/test_request_body.py`` streams
+bodies through a real gunicorn, with a second request pipelined behind the body and a
+third on the same kept-alive connection. (Checked by hand on gunicorn 23 too: the reader
+works there, but 23's gthread worker serves no pipelined request at all, with or without
+it.)
 """
 
 from __future__ import annotations
