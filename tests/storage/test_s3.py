@@ -294,3 +294,27 @@ def test_a_get_cut_short_is_a_store_failure_not_a_short_object(
             assert size == len(data) and reader.read() == data
     finally:
         proxy.close()
+
+
+def test_concurrent_writes_reuse_pooled_connections(
+    s3_storage: S3Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As many concurrent streamed writes as a gunicorn worker has threads keep their
+    connections: none is opened and discarded for want of room in the pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = os.urandom(200_000)
+    digest = sha256(data)
+
+    def put(i: int) -> int:
+        return s3_storage.put(
+            f"pool/{i}", io.BytesIO(data), length=len(data), expected_sha256=digest
+        ).size
+
+    with (
+        caplog.at_level("WARNING", logger="urllib3.connectionpool"),
+        ThreadPoolExecutor(32) as pool,
+    ):
+        sizes = list(pool.map(put, range(96)))
+    assert sizes == [len(data)] * 96
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]

@@ -70,6 +70,10 @@ _MISSING_OBJECT = {"NoSuchKey", "NoSuchObject", "NoSuchVersion"}
 _MAX_PRESIGN = 7 * 24 * 3600
 #: Read buffer of :meth:`S3Storage.open_sized` (large sequential reads bypass it).
 SEQUENTIAL_BUFFER = 64 * 1024
+#: Connections kept open to the store per process: one per gunicorn thread (deploy/
+#: gunicorn.conf.py runs 64), so a rush of concurrent uploads and read-backs reuses them
+#: instead of opening and discarding one per request (urllib3 warns on each discard).
+DEFAULT_POOL_SIZE = 64
 #: A write of known length up to this goes as one streamed ``PUT`` (S3's own limit).
 MAX_SINGLE_PUT = 5 * 1024**3
 #: The piece a streamed ``PUT`` reads and sends at a time.
@@ -97,6 +101,7 @@ class S3Storage(Storage):
         read_timeout: float = 300.0,
         retries: int = 2,
         create_bucket: bool = True,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError("part_size must be at least 5 MiB")
@@ -109,7 +114,7 @@ class S3Storage(Storage):
         self.create_bucket = create_bucket
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-            maxsize=10,
+            maxsize=pool_size,
             cert_reqs="CERT_REQUIRED",
             ca_certs=os.environ.get("SSL_CERT_FILE") or _certifi_where(),
             retries=urllib3.Retry(
