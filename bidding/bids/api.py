@@ -44,7 +44,7 @@ from bidding.core import db
 from bidding.core.auth import current_actor, token_auth
 from bidding.core.errors import DomainError, ErrorCode, RuleViolation
 from bidding.core.pagination import PageQuery, page_schema
-from bidding.core.request_body import body_reader
+from bidding.core.request_body import body_reader, read_exactly
 from bidding.core.roles import Actor
 from bidding.projects.models import Section
 from bidding.projects.services import get_section
@@ -67,6 +67,18 @@ def _actor() -> Actor:
 
 def _section(project_id: uuid.UUID, section_id: uuid.UUID) -> Section:
     return get_section(current_actor(), project_id, section_id)
+
+
+def _content_length() -> int:
+    """The request body's declared length (a streamed upload needs it: 411 without)."""
+    length = request.content_length
+    if length is None:
+        raise DomainError(
+            _("请提供 Content-Length 请求头。"),
+            code=ErrorCode.BAD_REQUEST,
+            http_status=411,
+        )
+    return length
 
 
 def upload_dict(u: BidUpload) -> dict[str, Any]:
@@ -175,13 +187,7 @@ def stream_upload(
 ) -> Any:
     """Stream the sealed bid through the platform into quarantine."""
     section = _section(project_id, section_id)
-    length = request.content_length
-    if length is None:
-        raise DomainError(
-            _("请提供 Content-Length 请求头。"),
-            code=ErrorCode.BAD_REQUEST,
-            http_status=411,
-        )
+    length = _content_length()
     upload = services.upload_bid_stream(
         _actor(),
         section,
@@ -219,13 +225,7 @@ def submit_bid(
 ) -> Any:
     """Stream the sealed bid through the platform and commit it (递交投标文件)."""
     section = _section(project_id, section_id)
-    length = request.content_length
-    if length is None:
-        raise DomainError(
-            _("请提供 Content-Length 请求头。"),
-            code=ErrorCode.BAD_REQUEST,
-            http_status=411,
-        )
+    length = _content_length()
     reader = body_reader()
     data, used = _commit_document(reader, length)
     actor = _actor()
@@ -247,18 +247,6 @@ def submit_bid(
     return body, 201, response_headers
 
 
-def _read_exactly(reader: Any, n: int) -> bytes:
-    out = bytearray(n)
-    view = memoryview(out)
-    got = 0
-    while got < n:
-        k = reader.readinto(view[got:])
-        if not k:
-            break
-        got += k
-    return bytes(view[:got])
-
-
 def _commit_document(reader: Any, length: int) -> tuple[dict[str, Any], int]:
     """The length-prefixed commit document in front of the envelope: (fields, bytes used)."""
     bad = DomainError(
@@ -266,11 +254,11 @@ def _commit_document(reader: Any, length: int) -> tuple[dict[str, Any], int]:
         code=ErrorCode.BAD_REQUEST,
     )
     try:
-        prefix = _read_exactly(reader, 4)
+        prefix = read_exactly(reader, 4)
         size = int.from_bytes(prefix, "big") if len(prefix) == 4 else -1
         if not 0 < size <= min(MAX_SUBMIT_DOCUMENT, length - 4):
             raise bad
-        raw = _read_exactly(reader, size)
+        raw = read_exactly(reader, size)
     except OSError:
         raise bad from None
     if len(raw) != size:

@@ -134,6 +134,7 @@ from bidding.core.errors import (
     RuleViolation,
 )
 from bidding.core.pagination import Page, paginate
+from bidding.core.request_body import read_exactly
 from bidding.core.roles import Actor, Role
 from bidding.core.signing_key import platform_key
 from bidding.core.states import transition
@@ -1038,16 +1039,6 @@ class _Prefixed:
         return int(got or 0)
 
 
-def _read_prefix(reader: IO[bytes], n: int) -> bytes:
-    out = b""
-    while len(out) < n:
-        chunk = reader.read(n - len(out))
-        if not chunk:
-            break
-        out += chunk
-    return out
-
-
 def _not_encrypted() -> RuleViolation:
     return _refuse(
         ErrorCode.BID_NOT_ENCRYPTED,
@@ -1108,7 +1099,7 @@ def _inspect(storage: Storage, upload: BidUpload, section: Section) -> _Findings
     with opened as reader:
         if receiving:
             _received(upload, size)
-        head = _read_prefix(reader, len(MAGIC))
+        head = read_exactly(reader, len(MAGIC))
         if head != MAGIC:
             raise _not_encrypted()
         try:

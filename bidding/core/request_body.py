@@ -33,7 +33,7 @@ from typing import IO, Any
 from flask import request
 from werkzeug.wsgi import get_input_stream
 
-__all__ = ["body_reader"]
+__all__ = ["body_reader", "read_exactly"]
 
 try:  # gunicorn is a deployment dependency; the platform runs without it too
     from gunicorn.http.body import Body, LengthReader
@@ -109,3 +109,14 @@ def body_reader(environ: dict[str, Any] | None = None) -> IO[bytes]:
         reader = stream.reader
         return _SocketBody(stream, reader, reader.unreader, sock)  # type: ignore[return-value]
     return request.stream if environ is None else get_input_stream(env)
+
+
+def read_exactly(reader: IO[bytes], n: int) -> bytes:
+    """``n`` bytes from ``reader`` (fewer only at its end), whatever its read sizes."""
+    out = b""
+    while len(out) < n:
+        chunk = reader.read(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out

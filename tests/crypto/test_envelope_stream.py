@@ -193,3 +193,14 @@ def test_mutations_agree_with_pull_mode(ops: list[tuple[str, int, int]], sizes: 
 def test_garbage_agrees_with_pull_mode(head: bytes, tail: bytes) -> None:
     data = head + tail
     assert _push(_split(data, [13])) == _pull(data)
+
+
+def test_without_hashing_the_structure_is_checked_and_the_digest_left_empty() -> None:
+    hashed = _push(_split(ENVELOPE, [100]))
+    unhashed = _push(_split(ENVELOPE, [100]), hashing=False)
+    assert unhashed[0] == "ok" and unhashed[2] == b""
+    assert unhashed[:2] + unhashed[3:] == hashed[:2] + hashed[3:]
+    for bad in (ENVELOPE[:-1], ENVELOPE + b"x"):  # truncated, trailing data
+        assert _push([bad], hashing=False)[:3] == _push([bad])[:3]
+    with pytest.raises(EnvelopeArgumentError):
+        EnvelopeInspector(hashing=False, expected_ciphertext_sha256=RESULT.ciphertext_sha256)

@@ -270,18 +270,7 @@ class S3Storage(Storage):
         if intake.expected_sha256:
             headers[SHA256_META] = intake.expected_sha256
             headers.update(sigv4.checksum_sha256_header(intake.expected_sha256))
-        access_key, secret_key = self._credentials
-        url = sigv4.presign(
-            method="PUT",
-            scheme="https" if self.secure else "http",
-            host=self.endpoint,
-            path=f"/{self.bucket}/{key}",
-            access_key=access_key,
-            secret_key=secret_key,
-            region=self.region,
-            expires=STREAM_PUT_EXPIRES,
-            headers=headers,
-        )
+        url = self._presign_put(key, STREAM_PUT_EXPIRES, headers)
         view = memoryview(bytearray(min(STREAM_BUFFER, length)))
         digest: list[str] = []
 
@@ -485,6 +474,10 @@ class S3Storage(Storage):
             raise ValueError("expires must be between 1 second and 7 days")
         digest = normalise_sha256(sha256)
         assert digest is not None
+        return self._presign_put(key, expires, sigv4.checksum_sha256_header(digest))
+
+    def _presign_put(self, key: str, expires: int, headers: dict[str, str]) -> str:
+        """A ``PUT`` URL that signs ``headers`` too (:mod:`~bidding.core.storage.sigv4`)."""
         access_key, secret_key = self._credentials
         return sigv4.presign(
             method="PUT",
@@ -495,7 +488,7 @@ class S3Storage(Storage):
             secret_key=secret_key,
             region=self.region,
             expires=expires,
-            headers=sigv4.checksum_sha256_header(digest),
+            headers=headers,
         )
 
     def presigned_get_url(self, key: str, expires: int, filename: str | None = None) -> str:
